@@ -1,0 +1,1 @@
+"""One-command studies of the embedding-operators thread (cone, compose, props, rotations, align)."""
