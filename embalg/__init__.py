@@ -49,8 +49,8 @@ _LAZY = {
     "cosine": "embalg.operators",
     "combine": "embalg.operators",
     "OPERATORS": "embalg.operators",
-    "properties": "embalg.properties",
-    "PropertyReport": "embalg.properties",
+    "properties": "embalg.measure_properties",
+    "PropertyReport": "embalg.measure_properties",
     "available_backends": "embalg.backends",
     # all-pairs cosine
     "cosine_matrix": "embalg.pairwise",

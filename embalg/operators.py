@@ -233,7 +233,7 @@ def geomean(x, y, *more, variant="signed", on_zero="raise", backend="auto", out=
     --------
     >>> import embalg as ea
     >>> ea.geomean([4.0, -1.0, 2.0], [1.0, 4.0, -1.0], on_zero="zero").round(4)
-    array([0.6667, 0.6667, 0.3333])
+    array([0.6325, 0.6325, 0.4472])
     >>> ea.geomean([4.0, -1.0, 2.0], [1.0, 4.0, -1.0], variant="agree")
     array([1., 0., 0.])
     """

@@ -210,20 +210,27 @@ def _shift_index(idx: np.ndarray, by: int) -> np.ndarray:
     return np.where(idx >= 0, idx + by, -1)
 
 
-def reduce_tile(s, i0: int, j0: int, *, diagonal: bool, symmetric: bool, edges, center: float = 0.0,
-                topk: int = 0, threshold=None, max_pairs: int = DEFAULT_MAX_PAIRS,
-                backend: str = "numpy") -> TilePartial:
+def reduce_tile(s, i0: int, j0: int, *, diagonal: bool, symmetric: bool, bins: int = 1000,
+                range=(-1.0, 1.0), center: float = 0.0, topk: int = 0, threshold=None,
+                max_pairs: int = DEFAULT_MAX_PAIRS, backend: str = "numpy",
+                topk_floor=None) -> TilePartial:
     """Reduce the tile ``s`` of cosines between rows ``i0:i0+h`` and ``j0:j0+w``.
 
     ``symmetric`` (self-pairs) adds the column top-k of off-diagonal tiles:
     row ``j`` of x sees the pairs ``(i, j)``, ``i < j``, from this tile only.
-    Inputs are checked by the caller.
+    ``topk_floor`` (an ``(n,)`` array over all rows of x, e.g. the running
+    state's k-th values) skips top-k candidates below it; adding the partial
+    to a state whose k-th values are at least the floor stays exact. Inputs
+    are checked by the caller.
     """
     mod = kernels("pairwise", backend)
     h, w = s.shape
     col_topk = symmetric and not diagonal
-    r = mod.reduce_tile(s, diagonal=diagonal, edges=edges, center=center, topk=topk,
-                        col_topk=col_topk, threshold=threshold, max_pairs=max_pairs)
+    r = mod.reduce_tile(s, diagonal=diagonal, lo=float(range[0]), hi=float(range[1]), bins=bins,
+                        center=center, topk=topk, col_topk=col_topk, threshold=threshold,
+                        max_pairs=max_pairs,
+                        row_floor=None if topk_floor is None else topk_floor[i0:i0 + h],
+                        col_floor=None if topk_floor is None or not col_topk else topk_floor[j0:j0 + w])
     n = r["n"]
     mean = center + r["s1"] / n if n else 0.0
     m2 = max(r["s2"] - r["s1"] ** 2 / n, 0.0) if n else 0.0
@@ -662,7 +669,7 @@ def pairwise_stats(x, y=None, *, bins: int = 1000, range=(-1.0, 1.0), topk: int 
     >>> x = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0], [-1.0, 0.0]])
     >>> st = ea.pairwise_stats(x, bins=4, topk=1)
     >>> st.n_pairs, st.counts.tolist()
-    (6, [2, 1, 1, 2])
+    (6, [2, 0, 2, 2])
     >>> round(st.min, 6), st.argmin, round(st.max, 6), st.argmax
     (-1.0, (0, 3), 0.707107, (0, 1))
     >>> st.topk_indices[:, 0].tolist()
@@ -720,9 +727,10 @@ def pairwise_stats(x, y=None, *, bins: int = 1000, range=(-1.0, 1.0), topk: int 
             s = buf[:(i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
             np.matmul(a, b.T, out=s)
             center = stats.mean if stats.n_pairs else 0.0
-            part = reduce_tile(s, i0, j0, diagonal=diagonal, symmetric=symmetric, edges=edges,
-                               center=center, topk=topk, threshold=threshold,
-                               max_pairs=max_pairs, backend=be)
+            part = reduce_tile(s, i0, j0, diagonal=diagonal, symmetric=symmetric, bins=bins,
+                               range=(lo, hi), center=center, topk=topk, threshold=threshold,
+                               max_pairs=max_pairs, backend=be,
+                               topk_floor=stats.topk_values[:, -1] if topk else None)
             stats.add(part, backend=be)
             bar.update(1)
             if not bar.disable:

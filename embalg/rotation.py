@@ -204,12 +204,18 @@ class Rotation:
         ndarray, shape (d,) or (max(m, n), d)
             float32 for float16/float32 input, float64 for float64 input. 1-D
             when ``x`` is 1-D and the rotation is single.
+
+        Raises
+        ------
+        ValueError
+            Dimension or row-count mismatch; NaN or inf in ``x`` (detected from
+            the kernel's dot products, so valid data is read once; ``out`` may
+            then be partly written).
         """
         x2, was_1d = as_vectors(x, "x")
         if x2.shape[1] != self.dim:
             raise ValueError(f"dimension mismatch: the rotation has d = {self.dim} while x has "
                              f"d = {x2.shape[1]}")
-        check_finite(x2, "x")
         counts = {c for c in (x2.shape[0], self._count) if c != 1}
         if len(counts) > 1:
             raise ValueError(f"row counts do not broadcast (x: {x2.shape[0]} rows, rotation: batch "
@@ -224,11 +230,15 @@ class Rotation:
                                n_elements=n * self.dim)
         k = kernels("rotation", name)
         src = np.ascontiguousarray(x2, dtype=dtype)
-        for st in self._stages:
+        for i, st in enumerate(self._stages):
             u, w = st.planes_as(dtype)
-            k.apply_plane(src, u, w, st.cm1, st.s, res)
+            bad = k.apply_plane(src, u, w, st.cm1, st.s, res)
+            if i == 0 and bad >= 0:
+                raise ValueError(f"x contains NaN or inf (first at row "
+                                 f"{bad if x2.shape[0] > 1 else 0}); embeddings must be finite")
             src = res
-        if not self._stages:
+        if not self._stages:  # pragma: no cover - rotations always hold a stage
+            check_finite(x2, "x")
             res[...] = src
         if out is not None:
             return out

@@ -83,8 +83,14 @@ def _cosine_kernel(x, y, out, x_norms, y_norms):
 
 
 def _c_rows(a):
-    # Numba needs one array type for the tuple: make rows C-contiguous (copies F order).
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    """A read-only C-contiguous view (copy only if not C-contiguous).
+
+    Numba needs one array type for the whole input tuple, so every input is made
+    C-contiguous (F-order or strided inputs are copied) and read-only (a view flag).
+    """
+    a = np.ascontiguousarray(a).view()
+    a.flags.writeable = False
+    return a
 
 
 def rowwise(op, xs, out, *, weights, eps, normalize):

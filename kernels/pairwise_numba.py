@@ -6,8 +6,9 @@ the tile does everything a row needs: clip, moments, min/max, histogram, the
 threshold count and the row top-k. Rows are dealt round-robin to ``nchunk``
 chunks (a few per thread, which balances the triangular diagonal tiles); each
 chunk has its own histogram and scalars, summed at the end, so there are no
-atomics. Column top-k (self-pairs off-diagonal tiles) is a second pass over
-column groups of :data:`COL_GROUP` columns, each owned by one chunk.
+atomics. Column top-k (self-pairs off-diagonal tiles) is a second pass in
+which each chunk owns a contiguous range of columns and streams the tile
+row-major over it.
 
 No ``nnan``/``ninf`` fast-math flags: only reassociation-type flags, so the
 row sums vectorize without changing how NaN/inf behave.
@@ -21,9 +22,6 @@ from numba import njit, prange
 from .pairwise_numpy import empty_topk
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-
-#: columns per task in the column top-k pass (64 bytes of float32: one cache line)
-COL_GROUP = 16
 
 #: chunks per thread (load balance over triangular tiles)
 CHUNKS_PER_THREAD = 4
@@ -48,121 +46,158 @@ def _insert(vals, idx, r, v, j):
     idx[r, p] = j
 
 
+@njit(cache=True, inline="always")
+def _clip(x):
+    v = np.float64(x)
+    v = v if v < 1.0 else 1.0
+    return v if v > -1.0 else -1.0
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def _row_moments(s, r, j0, w, center):
-    """Clipped sum, sum of squares (centered), min and max of s[r, j0:w]."""
+def _topk_scan(row, r, j_start, j_end, skip, top_v, top_i, kth):
+    """Offer row[j], j in [j_start, j_end) except ``skip``, to row r's top-k; returns the new k-th.
+
+    A vectorized count of the candidates above the k-th value comes first; the
+    scalar insertion scan runs only when there is one.
+    """
+    k = top_v.shape[1]
+    n = 0
+    for j in range(j_start, j_end):
+        n += _clip(row[j]) > kth
+    if n == 0:
+        return kth
+    for j in range(j_start, j_end):
+        v = _clip(row[j])
+        if v > kth and j != skip:
+            _insert(top_v, top_i, r, v, j)
+            if top_v[r, k - 1] > kth:
+                kth = top_v[r, k - 1]
+    return kth
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _first_extreme_in_row(row, j0, w, smallest):
+    """(value, first index) of the row's minimum (or maximum) over [j0, w)."""
+    best = _clip(row[j0])
+    pos = j0
+    for j in range(j0 + 1, w):
+        v = _clip(row[j])
+        if (v < best) if smallest else (v > best):
+            best = v
+            pos = j
+    return best, pos
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _row_pass(row, j0, w, center, threshold, cmin, cmax, kth, lo, hi, scale, bins, slot, hist):
+    """One row of a tile: a vectorized pass, then the histogram scatter.
+
+    Returns the centered sum and sum of squares and the counts of values
+    ``>= threshold``, ``< cmin``, ``> cmax`` and ``> kth`` (the callers scan
+    the row again only when one of the last three is non-zero).
+    """
+    top = bins + 0.5
     s1 = 0.0
     s2 = 0.0
-    mn = np.inf
-    mx = -np.inf
+    nt = 0
+    nlo = 0
+    nhi = 0
+    ncand = 0
     for j in range(j0, w):
-        v = min(max(np.float64(s[r, j]), -1.0), 1.0)
+        v = _clip(row[j])
         d = v - center
         s1 += d
         s2 += d * d
-        mn = min(mn, v)
-        mx = max(mx, v)
-    return s1, s2, mn, mx
+        nt += v >= threshold
+        nlo += v < cmin
+        nhi += v > cmax
+        ncand += v > kth
+        t = (v - lo) * scale
+        t = t if t > -1.0 else -1.0
+        t = t if t < top else top
+        b = np.int32(t + 1.0)
+        slot[j] = b - np.int32((b == bins + 1) & (v <= hi))
+    for j in range(j0, w):
+        hist[slot[j]] += 1
+    return s1, s2, nt, nlo, nhi, ncand
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _reduce_rows(s, diagonal, edges, center, do_topk, top_v, top_i, do_thr, threshold,
+def _reduce_rows(s, diagonal, lo, hi, bins, center, do_topk, top_v, top_i, floor, threshold,
                  thr_row, nchunk):
     h, w = s.shape
-    bins = edges.size - 1
-    lo = edges[0]
-    hi = edges[bins]
+    k = top_v.shape[1]
     scale = bins / (hi - lo)
-    hist = np.zeros((nchunk, bins), np.int64)
-    ints = np.zeros((nchunk, 7), np.int64)  # below, above, argmin r, c, argmax r, c, thr
+    hist = np.zeros((nchunk, bins + 2), np.int64)
+    ints = np.full((nchunk, 5), -1, np.int64)  # argmin r, c, argmax r, c, threshold count
     flts = np.zeros((nchunk, 4))  # s1, s2, min, max
     for c in prange(nchunk):
+        hc = hist[c]
+        slot = np.empty(w, np.int32)
         s1 = 0.0
         s2 = 0.0
         cmin = np.inf
         cmax = -np.inf
-        amin_r = -1
-        amin_c = -1
-        amax_r = -1
-        amax_c = -1
-        below = 0
-        above = 0
         tcount = 0
         for r in range(c, h, nchunk):
+            row = s[r]
             j0 = r + 1 if diagonal else 0
-            if j0 < w:
-                rs1, rs2, rmin, rmax = _row_moments(s, r, j0, w, center)
-                s1 += rs1
-                s2 += rs2
-                if rmin < cmin:
-                    cmin = rmin
-                    amin_r = r
-                    for j in range(j0, w):
-                        if min(max(np.float64(s[r, j]), -1.0), 1.0) == rmin:
-                            amin_c = j
-                            break
-                if rmax > cmax:
-                    cmax = rmax
-                    amax_r = r
-                    for j in range(j0, w):
-                        if min(max(np.float64(s[r, j]), -1.0), 1.0) == rmax:
-                            amax_c = j
-                            break
-                # histogram (numpy.histogram's bin rule, including its edge fix-up)
-                rt = 0
-                for j in range(j0, w):
-                    v = min(max(np.float64(s[r, j]), -1.0), 1.0)
-                    if v < lo:
-                        below += 1
-                    elif v > hi:
-                        above += 1
-                    else:
-                        b = int((v - lo) * scale)
-                        if b >= bins:
-                            b = bins - 1
-                        if v < edges[b]:
-                            b -= 1
-                        elif b < bins - 1 and v >= edges[b + 1]:
-                            b += 1
-                        hist[c, b] += 1
-                    if do_thr and v >= threshold:
-                        rt += 1
-                thr_row[r] = rt
-                tcount += rt
+            kth = np.inf  # no candidates unless top-k is on
             if do_topk:
-                for j in range(w):
-                    if diagonal and j == r:
-                        continue
-                    v = min(max(np.float64(s[r, j]), -1.0), 1.0)
-                    if v > top_v[r, top_v.shape[1] - 1]:
-                        _insert(top_v, top_i, r, v, j)
+                kth = max(top_v[r, k - 1], floor[r])
+                if diagonal:  # the row's top-k also sees j < r (the transposed pairs)
+                    kth = _topk_scan(row, r, 0, r, r, top_v, top_i, kth)
+            rs1, rs2, rt, nlo, nhi, ncand = _row_pass(row, j0, w, center, threshold, cmin, cmax,
+                                                      kth, lo, hi, scale, bins, slot, hc)
+            s1 += rs1
+            s2 += rs2
+            thr_row[r] = rt
+            tcount += rt
+            if nlo:
+                cmin, pos = _first_extreme_in_row(row, j0, w, True)
+                ints[c, 0] = r
+                ints[c, 1] = pos
+            if nhi:
+                cmax, pos = _first_extreme_in_row(row, j0, w, False)
+                ints[c, 2] = r
+                ints[c, 3] = pos
+            if ncand:
+                _topk_scan(row, r, j0, w, -1, top_v, top_i, kth)
         flts[c, 0] = s1
         flts[c, 1] = s2
         flts[c, 2] = cmin
         flts[c, 3] = cmax
-        ints[c, 0] = below
-        ints[c, 1] = above
-        ints[c, 2] = amin_r
-        ints[c, 3] = amin_c
-        ints[c, 4] = amax_r
-        ints[c, 5] = amax_c
-        ints[c, 6] = tcount
+        ints[c, 4] = tcount
     return hist.sum(axis=0), ints, flts
 
 
-@njit(cache=True, parallel=True)
-def _reduce_cols(s, top_v, top_i, group):
-    """Top-k of each column of s (candidates = rows, in increasing row order)."""
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _reduce_cols(s, top_v, top_i, floor, nchunk):
+    """Top-k of each column of s (candidates = rows, visited in increasing order).
+
+    Chunk ``c`` owns a contiguous range of columns and streams the tile row by
+    row over it, so the tile is read once, row-major, and no state is shared.
+    """
     h, w = s.shape
-    ngroups = (w + group - 1) // group
-    for g in prange(ngroups):
-        c0 = g * group
-        c1 = min(w, c0 + group)
+    k = top_v.shape[1]
+    width = (w + nchunk - 1) // nchunk
+    kth = np.maximum(top_v[:, k - 1], floor)
+    for c in prange(nchunk):
+        c0 = min(w, c * width)
+        c1 = min(w, c0 + width)
         for r in range(h):
+            row = s[r]
+            n = 0
             for j in range(c0, c1):
-                v = min(max(np.float64(s[r, j]), -1.0), 1.0)
-                if v > top_v[j, top_v.shape[1] - 1]:
+                n += _clip(row[j]) > kth[j]
+            if n == 0:
+                continue
+            for j in range(c0, c1):
+                v = _clip(row[j])
+                if v > kth[j]:
                     _insert(top_v, top_i, j, v, r)
+                    if top_v[j, k - 1] > kth[j]:
+                        kth[j] = top_v[j, k - 1]
 
 
 @njit(cache=True, parallel=True)
@@ -177,7 +212,7 @@ def _gather_threshold(s, diagonal, threshold, thr_row, offsets, limit, rows, col
         for j in range(j0, w):
             if p >= limit:
                 break
-            v = min(max(np.float64(s[r, j]), -1.0), 1.0)
+            v = _clip(s[r, j])
             if v >= threshold:
                 rows[p] = r
                 cols[p] = j
@@ -187,7 +222,7 @@ def _gather_threshold(s, diagonal, threshold, thr_row, offsets, limit, rows, col
 
 def _first_extreme(ints, flts, which):
     """Combine per-chunk (value, r, c): extreme value, ties to the first pair row-major."""
-    col, ir = (2, 2) if which == "min" else (3, 4)
+    col, ir = (2, 0) if which == "min" else (3, 2)
     best = None
     for ch in range(flts.shape[0]):
         r, c = int(ints[ch, ir]), int(ints[ch, ir + 1])
@@ -202,30 +237,37 @@ def _first_extreme(ints, flts, which):
     return best[1], best[2]
 
 
-def reduce_tile(s, *, diagonal: bool, edges, center: float, topk: int, col_topk: bool,
-                threshold, max_pairs: int) -> dict:
+def _floor(floor, n):
+    """Strict candidate bound: ``v > nextafter(floor, -inf)`` admits ``v >= floor`` (ties)."""
+    if floor is None:
+        return np.full(n, -np.inf)
+    return np.nextafter(np.asarray(floor, dtype=np.float64), -np.inf)
+
+
+def reduce_tile(s, *, diagonal: bool, lo: float, hi: float, bins: int, center: float, topk: int,
+                col_topk: bool, threshold, max_pairs: int, row_floor=None, col_floor=None) -> dict:
     """Reduce one tile of cosines; see :func:`embalg.kernels.pairwise_numpy.reduce_tile`."""
     h, w = s.shape
     nchunk = max(1, min(h, numba.get_num_threads() * CHUNKS_PER_THREAD))
-    do_thr = threshold is not None
-    thr = float(threshold) if do_thr else 0.0
+    thr = np.inf if threshold is None else float(threshold)
     row_v, row_i = empty_topk(h if topk else 0, max(topk, 1))
     thr_row = np.zeros(h, np.int64)
-    edges = np.ascontiguousarray(edges, dtype=np.float64)
-    counts, ints, flts = _reduce_rows(s, diagonal, edges, float(center), topk > 0, row_v, row_i,
-                                      do_thr, thr, thr_row, nchunk)
+    full, ints, flts = _reduce_rows(s, diagonal, float(lo), float(hi), int(bins), float(center),
+                                    topk > 0, row_v, row_i, _floor(row_floor, h), thr, thr_row,
+                                    nchunk)
     mn, amin = _first_extreme(ints, flts, "min")
     mx, amax = _first_extreme(ints, flts, "max")
     n = h * w - (h * (h + 1)) // 2 if diagonal else h * w
-    res = {"n": int(n), "counts": counts, "below": int(ints[:, 0].sum()),
-           "above": int(ints[:, 1].sum()), "s1": float(flts[:, 0].sum()),
+    res = {"n": int(n), "counts": full[1:bins + 1], "below": int(full[0]),
+           "above": int(full[bins + 1]), "s1": float(flts[:, 0].sum()),
            "s2": float(flts[:, 1].sum()), "min": mn, "argmin": amin, "max": mx, "argmax": amax,
            "row_topk": (row_v, row_i) if topk else None, "col_topk": None}
     if topk and col_topk:
         col_v, col_i = empty_topk(w, topk)
-        _reduce_cols(s, col_v, col_i, COL_GROUP)
+        _reduce_cols(s, col_v, col_i, _floor(col_floor, w),
+                     max(1, min(w, numba.get_num_threads() * CHUNKS_PER_THREAD)))
         res["col_topk"] = (col_v, col_i)
-    thr_count = int(ints[:, 6].sum())
+    thr_count = int(ints[:, 4].sum())
     limit = min(thr_count, int(max_pairs))
     rows = np.empty(limit, np.int64)
     cols = np.empty(limit, np.int64)

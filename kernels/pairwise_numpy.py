@@ -13,9 +13,11 @@ results up to floating-point summation order in ``s1``/``s2``):
 * ``diagonal=True`` (a self-pairs tile on the diagonal, ``h == w``) counts only
   the strict upper triangle ``c > r`` for the histogram, moments, min/max and
   threshold; its row top-k uses every ``c != r``;
-* histogram bins follow :func:`numpy.histogram` exactly: equal-width bins from
-  ``edges``, the last bin closed; values outside ``[lo, hi]`` are counted in
-  ``below``/``above``;
+* histogram: ``bins`` equal-width bins over ``[lo, hi]``, the last one closed;
+  a cosine ``v`` goes to bin ``floor((v - lo) * bins / (hi - lo))`` computed in
+  float64 (:func:`bin_slots`; this equals :func:`numpy.histogram` except for
+  values within rounding of an edge); values outside ``[lo, hi]`` are counted
+  in ``below``/``above``;
 * ``s1``, ``s2`` are ``sum(v - center)`` and ``sum((v - center)**2)`` in float64;
 * min/max ties: the first pair in row-major order;
 * top-k per row: largest value first, ties to the lower index; rows with fewer
@@ -32,12 +34,17 @@ def empty_topk(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, k), -np.inf), np.full((n, k), -1, np.int64)
 
 
-def topk_of_rows(vals: np.ndarray, k: int, exclude_diagonal: bool):
-    """Top-k of each row of ``vals`` (h, w): ``(values (h, k) float64, cols (h, k) int64)``."""
+def topk_of_rows(vals: np.ndarray, k: int, exclude_diagonal: bool, floor=None):
+    """Top-k of each row of ``vals`` (h, w): ``(values (h, k) float64, cols (h, k) int64)``.
+
+    Only candidates ``>= floor[r]`` (when given) are kept.
+    """
     h, w = vals.shape
     v = vals.astype(np.float64)
     if exclude_diagonal:
         v[np.arange(h), np.arange(h)] = -np.inf
+    if floor is not None:
+        v[v < np.asarray(floor, dtype=np.float64)[:, None]] = -np.inf
     # a stable sort of -v keeps equal values in index order: ties go to the lower index
     order = np.argsort(-v, axis=1, kind="stable")[:, :k]
     top_v = np.take_along_axis(v, order, axis=1)
@@ -59,8 +66,17 @@ def merge_topk(va, ia, vb, ib):
     return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)
 
 
-def reduce_tile(s, *, diagonal: bool, edges, center: float, topk: int, col_topk: bool,
-                threshold, max_pairs: int) -> dict:
+def bin_slots(v, lo: float, hi: float, bins: int) -> np.ndarray:
+    """Histogram slot of each float64 cosine: 0 below ``lo``, ``1..bins``, ``bins + 1`` above ``hi``."""
+    scale = bins / (hi - lo)
+    t = np.clip((v - lo) * scale, -1.0, bins + 0.5)
+    b = (t + 1.0).astype(np.int64)  # truncation: t in [-1, 0) -> slot 0 (below)
+    b[(b == bins + 1) & (v <= hi)] = bins  # hi itself (and rounding just under it): last bin
+    return b
+
+
+def reduce_tile(s, *, diagonal: bool, lo: float, hi: float, bins: int, center: float, topk: int,
+                col_topk: bool, threshold, max_pairs: int, row_floor=None, col_floor=None) -> dict:
     """Reduce one tile of cosines.
 
     Parameters
@@ -69,8 +85,10 @@ def reduce_tile(s, *, diagonal: bool, edges, center: float, topk: int, col_topk:
         Cosines of the tile (not yet clipped).
     diagonal : bool
         Self-pairs tile on the diagonal: only ``c > r`` are pairs.
-    edges : ndarray, shape (bins + 1,), float64
-        Histogram bin edges, equally spaced.
+    lo, hi : float
+        Histogram range.
+    bins : int
+        Histogram bins.
     center : float
         Shift for the moment sums (the running mean keeps them well conditioned).
     topk : int
@@ -82,6 +100,10 @@ def reduce_tile(s, *, diagonal: bool, edges, center: float, topk: int, col_topk:
         Count pairs with cosine ``>= threshold`` and keep the first ``max_pairs``.
     max_pairs : int
         Bound on the kept threshold pairs.
+    row_floor, col_floor : ndarray, shape (h,) / (w,), optional
+        Top-k candidates below a row's (column's) floor are skipped. Merging
+        the result into a state whose k-th value is at least the floor is
+        still exact; drivers pass their current k-th values to skip work.
 
     Returns
     -------
@@ -98,13 +120,12 @@ def reduce_tile(s, *, diagonal: bool, edges, center: float, topk: int, col_topk:
     else:
         rows, cols = np.divmod(np.arange(h * w, dtype=np.int64), w)
     v = s[rows, cols]  # row-major order
-    lo, hi = float(edges[0]), float(edges[-1])
-    counts, _ = np.histogram(v, bins=edges)
+    full = np.bincount(bin_slots(v, lo, hi, bins), minlength=bins + 2)
     res = {
         "n": int(v.size),
-        "counts": counts.astype(np.int64),
-        "below": int(np.count_nonzero(v < lo)),
-        "above": int(np.count_nonzero(v > hi)),
+        "counts": full[1:bins + 1].astype(np.int64),
+        "below": int(full[0]),
+        "above": int(full[bins + 1]),
         "s1": float(np.sum(v - center)),
         "s2": float(np.sum((v - center) ** 2)),
     }
@@ -114,8 +135,8 @@ def reduce_tile(s, *, diagonal: bool, edges, center: float, topk: int, col_topk:
                    max=float(v[b]), argmax=(int(rows[b]), int(cols[b])))
     else:
         res.update(min=np.inf, argmin=(-1, -1), max=-np.inf, argmax=(-1, -1))
-    res["row_topk"] = topk_of_rows(s, topk, diagonal) if topk else None
-    res["col_topk"] = topk_of_rows(s.T, topk, False) if (topk and col_topk) else None
+    res["row_topk"] = topk_of_rows(s, topk, diagonal, row_floor) if topk else None
+    res["col_topk"] = topk_of_rows(s.T, topk, False, col_floor) if (topk and col_topk) else None
     if threshold is None:
         res.update(thr_count=0, thr_rows=np.empty(0, np.int64), thr_cols=np.empty(0, np.int64),
                    thr_vals=np.empty(0))

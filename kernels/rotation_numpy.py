@@ -74,6 +74,13 @@ def apply_plane(x, u, w, cm1, s, out):
     u, w : ndarray, shape (m, d), same dtype as ``x``
     cm1, s : ndarray, shape (m,)
     out : ndarray, shape (max(nx, m), d); may be ``x`` itself (in place)
+
+    Returns
+    -------
+    int
+        The first row whose ``u . x`` or ``w . x`` is not finite (a row of ``x``
+        holding NaN or inf), or -1. The finiteness check rides on the dot
+        products, so valid data is read only once.
     """
     n = len(out)
     xb = np.broadcast_to(x, (n, x.shape[1]))
@@ -85,4 +92,5 @@ def apply_plane(x, u, w, cm1, s, out):
     kw = (cm1 * beta + s * alpha).astype(out.dtype, copy=False)
     res = xb + ku[:, None] * ub + kw[:, None] * wb
     out[...] = res
-    return out
+    bad = ~np.isfinite(alpha + beta)
+    return int(np.argmax(bad)) if bad.any() else -1

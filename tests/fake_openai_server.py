@@ -22,7 +22,8 @@ Content-Length bytes); ``"wrong_dim"``; ``"nan"``; ``"shuffle"`` (items out of
 index order, still valid); ``"missing"`` (last item dropped); ``"duplicate"``;
 ``"max_tokens"`` (400 ``max_tokens_per_request``); ``"zero"`` (a zero vector).
 
-Counters: ``requests`` (every embeddings request), ``paid_inputs`` and
+Counters: ``http_requests`` (every HTTP request), ``requests`` (every embeddings
+request with a valid key), ``paid_inputs`` and
 ``paid_tokens`` (inputs/tokens in requests answered 200, whatever the body),
 ``inputs_seen`` (Counter of every text received in a 200-answered request).
 
@@ -87,6 +88,7 @@ class FakeOpenAI:
         self.faults: list = []
         self.lock = threading.Lock()
         self.requests = 0
+        self.http_requests = 0  # every HTTP request, including ones refused for a bad key
         self.paid_inputs = 0
         self.paid_tokens = 0
         self.inputs_seen: collections.Counter = collections.Counter()
@@ -102,7 +104,8 @@ class FakeOpenAI:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="fake-openai").start()
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True,
+                         name="fake-openai").start()
         return self
 
     def stop(self):
@@ -280,6 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def _body(self) -> bytes:
+        with self.fake.lock:
+            self.fake.http_requests += 1
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def do_POST(self):  # noqa: N802
@@ -296,6 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, _error(f"no route {path}", "not_found"))
 
     def do_GET(self):  # noqa: N802
+        self._body()
         if not self._authorized():
             return
         path = self.path.split("?")[0]

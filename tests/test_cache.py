@@ -184,3 +184,43 @@ def test_default_cache_path(monkeypatch, tmp_path):
     assert default_cache_path() == tmp_path / "home" / ".cache" / "embalg" / "embeddings.sqlite"
     monkeypatch.setenv("EMBALG_CACHE_DIR", str(tmp_path / "mine"))
     assert default_cache_path() == tmp_path / "mine" / "embeddings.sqlite"
+
+
+def test_cli_stats_and_export(tmp_path, capsys):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from embalg.cli import main
+
+    path = tmp_path / "c.sqlite"
+    v = unit(5, 6)
+    with EmbeddingCache(path) as c:
+        c.put_many("openai", "text-embedding-3-small", 6, [f"t{i}" for i in range(5)], v)
+        c.put_many("local", "mini", None, ["q"], unit(1, 4))
+    assert main(["cache", "--cache", str(path), "stats", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["rows"] == 6
+    assert main(["cache", "--cache", str(path), "stats"]) == 0
+    assert "text-embedding-3-small" in capsys.readouterr().out
+    # mixed sizes without filters: clean error (exit 2)
+    assert main(["cache", "--cache", str(path), "export", "--out", str(tmp_path / "a.npy")]) == 2
+    assert "different sizes" in capsys.readouterr().err
+    npy = tmp_path / "a.npy"
+    assert main(["cache", "--cache", str(path), "export", "--out", str(npy), "--model",
+                 "text-embedding-3-small"]) == 0
+    arr = np.load(npy)
+    hashes = (tmp_path / "a.npy.sha256.txt").read_text().split()
+    want = {hashlib.sha256(f"t{i}".encode()).hexdigest(): v[i] for i in range(5)}
+    assert len(hashes) == 5 and all(np.array_equal(arr[k], want[h]) for k, h in enumerate(hashes))
+    assert main(["cache", "--cache", str(path), "export", "--out", str(npy), "--model", "mini"]) == 2
+    assert "exists" in capsys.readouterr().err
+    pqf = tmp_path / "b.parquet"
+    assert main(["cache", "--cache", str(path), "export", "--out", str(pqf), "--provider", "openai",
+                 "--dimensions", "6"]) == 0
+    t = pq.read_table(pqf)
+    assert t.schema.metadata[b"dimensions"] == b"6"
+    got = np.asarray(t.column("vector").combine_chunks().flatten()).reshape(-1, 6)
+    assert all(np.array_equal(got[k], want[h]) for k, h in enumerate(t.column("text_sha256").to_pylist()))
+    assert main(["cache", "--cache", str(tmp_path / "none.sqlite"), "stats"]) == 2
+    assert main(["cache", "--cache", str(path), "export", "--out", str(tmp_path / "x.csv")]) == 2

@@ -185,12 +185,12 @@ def resolve_api_key(api_key=None) -> str:
     return key
 
 
-def make_client(api_key, base_url, timeout):
-    """An ``openai.OpenAI`` client with its own retries off (ours are used)."""
+def make_client(api_key, base_url, timeout, *, max_retries: int = 0):
+    """An ``openai.OpenAI`` client; its own retries are off by default (ours are used)."""
     import openai
 
     base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
 
 
 class _Retryable(Exception):
@@ -271,7 +271,6 @@ class OpenAIEmbedder:
         native = MODELS.get(self.model, (None,))[0]
         self._dim = self.dimensions or native  # None until the first response for unknown models
         self._dim_lock = threading.Lock()
-        self._stop = threading.Event()
         #: totals over this embedder's life: requests sent (incl. retries), inputs and tokens paid for
         self.counters = {"requests": 0, "retries": 0, "inputs": 0, "tokens": 0, "splits": 0}
         self._count_lock = threading.Lock()
@@ -322,14 +321,14 @@ class OpenAIEmbedder:
                  int(plan.tokens.sum()), self.model, len(requests))
         bar, own_bar = _progress(progress, len(texts))
         combine = _ChunkAverager(plan) if plan.chunked else None
-        self._stop.clear()
+        cancel = threading.Event()  # per job: abandoned workers of an earlier job stay stopped
         pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="embalg-openai")
         pending = {}
         queue = iter(requests)
         tokens_done = 0
         try:
             for span in queue:
-                pending[pool.submit(self._embed_span, plan, *span)] = span
+                pending[pool.submit(self._embed_span, plan, *span, cancel)] = span
                 if len(pending) >= self.max_concurrency:
                     break
             while pending:
@@ -351,11 +350,10 @@ class OpenAIEmbedder:
                                                 refresh=False)
                     nxt = next(queue, None)
                     if nxt is not None:
-                        pending[pool.submit(self._embed_span, plan, *nxt)] = nxt
+                        pending[pool.submit(self._embed_span, plan, *nxt, cancel)] = nxt
         finally:
             if pending:
-                self._stop.set()
-                self.pacer.stop()
+                cancel.set()
                 for fut in pending:
                     fut.cancel()
                 log.info("stopping: %d requests in flight are abandoned", len(pending))
@@ -364,15 +362,15 @@ class OpenAIEmbedder:
                 bar.close()
 
     # -- one request (runs on a worker thread) ---------------------------------------
-    def _embed_span(self, plan, start: int, stop: int) -> list:
+    def _embed_span(self, plan, start: int, stop: int, cancel: threading.Event) -> list:
         """``[(start, stop, vectors), ...]`` for inputs ``start:stop`` (more than one part after splits)."""
         inputs = plan.inputs[start:stop]
         tokens = int(plan.tokens[start:stop].sum())
         attempt = 0
         while True:
-            if self._stop.is_set():
+            if cancel.is_set():
                 raise OpenAIRequestError("the job was stopped")
-            self.pacer.acquire(tokens)
+            self.pacer.acquire(tokens, cancel)
             try:
                 return [(start, stop, self._post(inputs, tokens, f"request for inputs {start}..{stop - 1}"))]
             except _Retryable as exc:
@@ -386,7 +384,7 @@ class OpenAIEmbedder:
                             start, stop - 1, delay, attempt + 1, redact(exc.reason, self._key))
                 with self._count_lock:
                     self.counters["retries"] += 1
-                self._stop.wait(delay)
+                cancel.wait(delay)
             except _SplitRequest:
                 if stop - start < 2:
                     raise OpenAIRequestError(
@@ -395,7 +393,8 @@ class OpenAIEmbedder:
                 log.info("server says request %d..%d has too many tokens: splitting", start, stop - 1)
                 with self._count_lock:
                     self.counters["splits"] += 1
-                return self._embed_span(plan, start, mid) + self._embed_span(plan, mid, stop)
+                return (self._embed_span(plan, start, mid, cancel)
+                        + self._embed_span(plan, mid, stop, cancel))
 
     def _post(self, inputs, tokens: int, where: str) -> np.ndarray:
         import openai

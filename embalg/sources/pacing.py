@@ -92,18 +92,12 @@ class RateLimitPacer:
     0.0
     """
 
-    def __init__(self, *, sleep=None, clock=time.monotonic):
+    def __init__(self, *, clock=time.monotonic):
         self._lock = threading.Lock()
         self._clock = clock
-        self._stop = threading.Event()
-        self._sleep = sleep or self._stop.wait
         self._requests = None  # (remaining, reset_at)
         self._tokens = None
         self._paused_until = 0.0
-
-    def stop(self) -> None:
-        """Wake every waiting thread (used when the job is abandoned)."""
-        self._stop.set()
 
     def update(self, headers) -> None:
         """Take the budget from a response's ``x-ratelimit-*`` headers (missing ones are ignored)."""
@@ -138,20 +132,24 @@ class RateLimitPacer:
                 wait = max(wait, reset_at - now)
         return wait
 
-    def acquire(self, tokens: int = 0) -> float:
-        """Block until a request of ``tokens`` tokens may go; return the seconds waited."""
+    def acquire(self, tokens: int = 0, cancel: threading.Event | None = None) -> float:
+        """Block until a request of ``tokens`` tokens may go; return the seconds waited.
+
+        Setting ``cancel`` (the job was abandoned) ends the wait at once.
+        """
+        cancel = cancel or threading.Event()
         waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
                 wait = self._wait_needed(tokens, now)
-                if wait <= 0 or self._stop.is_set():
+                if wait <= 0 or cancel.is_set():
                     for kind, need in (("requests", 1), ("tokens", tokens)):
                         budget = getattr(self, f"_{kind}")
                         if budget is not None:
                             setattr(self, f"_{kind}", (budget[0] - need, budget[1]))
                     return waited
-            self._sleep(min(wait, 5.0))
+            cancel.wait(min(wait, 5.0))
             waited += min(wait, 5.0)
 
 

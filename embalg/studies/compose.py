@@ -14,7 +14,8 @@ the embedding of a combined sentence (``"The ball is blue and big."``). Two mode
   model again).
 
 Operators (names as in the API): ``nsum``, ``nsum(weights=(0.75, 0.25))``,
-``nsum(weights=(0.25, 0.75))``, ``geomean_signed``, ``geomean_agree``,
+``nsum(weights=(0.25, 0.75))``, ``nsum(weights=(1, -1))`` (A - B, the vector-arithmetic
+"and not"), ``geomean_signed``, ``geomean_agree``,
 ``hadamard``, ``hadamard_div`` (A / B, "A and not B").
 """
 from __future__ import annotations
@@ -26,29 +27,30 @@ from pathlib import Path
 import numpy as np
 
 
-def _ops():
-    import embalg as ea
-
-    return {
-        "nsum": lambda a, b: ea.nsum(a, b),
-        "nsum(weights=(0.75, 0.25))": lambda a, b: ea.nsum(a, b, weights=(0.75, 0.25)),
-        "nsum(weights=(0.25, 0.75))": lambda a, b: ea.nsum(a, b, weights=(0.25, 0.75)),
-        "geomean_signed": lambda a, b: ea.geomean(a, b, variant="signed"),
-        "geomean_agree": lambda a, b: ea.geomean(a, b, variant="agree"),
-        "hadamard": lambda a, b: ea.hadamard(a, b),
-        "hadamard_div": lambda a, b: ea.hadamard_div(a, b),
-    }
-
-
-OPERATOR_NAMES = ("nsum", "nsum(weights=(0.75, 0.25))", "nsum(weights=(0.25, 0.75))",
-                  "geomean_signed", "geomean_agree", "hadamard", "hadamard_div")
+#: operator label (as in the API) -> (public function of embalg, keyword arguments)
+OPERATORS = {
+    "nsum": ("nsum", {}),
+    "nsum(weights=(0.75, 0.25))": ("nsum", {"weights": (0.75, 0.25)}),
+    "nsum(weights=(0.25, 0.75))": ("nsum", {"weights": (0.25, 0.75)}),
+    "nsum(weights=(1, -1))": ("nsum", {"weights": (1.0, -1.0)}),
+    "geomean_signed": ("geomean", {"variant": "signed"}),
+    "geomean_agree": ("geomean", {"variant": "agree"}),
+    "hadamard": ("hadamard", {}),
+    "hadamard_div": ("hadamard_div", {}),
+}
 
 
 def apply_operators(a, b) -> dict:
-    """Every composition operator applied to rows ``a`` and ``b`` (each (n, d) or (d,))."""
+    """Every operator of :data:`OPERATORS` applied to rows ``a`` and ``b`` ((n, d) or (d,)).
+
+    Returns ``{label: float64 array}`` in the table's order.
+    """
+    import embalg as ea
+
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    return {name: np.asarray(fn(a, b), dtype=np.float64) for name, fn in _ops().items()}
+    return {label: np.asarray(getattr(ea, fn)(a, b, **kw), dtype=np.float64)
+            for label, (fn, kw) in OPERATORS.items()}
 
 
 def _unit(m):
@@ -79,6 +81,9 @@ def compose_table(a_text: str, b_text: str, targets, embed) -> dict:
     """
     import embalg as ea
 
+    if a_text == b_text:
+        raise ValueError("A and B are the same text; composing a text with itself is trivial "
+                         "(and A - B would be the zero vector)")
     texts = [a_text, b_text, *[t for t in targets if t not in (a_text, b_text)]]
     concat = f"{a_text} {b_text}"
     if concat not in texts:
@@ -174,6 +179,8 @@ def read_pairs(path) -> list[dict]:
                                                 for k in ("a", "b", "combined")):
             raise ValueError(f"{path}:{lineno} needs non-empty string fields 'a', 'b' and "
                              "'combined'")
+        if obj["a"] == obj["b"]:
+            raise ValueError(f"{path}:{lineno} has a == b; the two parts must differ")
         out.append({k: obj[k] for k in ("a", "b", "combined")})
     if not out:
         raise ValueError(f"{path} holds no triples")

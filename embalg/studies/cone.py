@@ -59,8 +59,7 @@ def _pair(ij, stats_value, texts, rows) -> dict:
     return out
 
 
-def pairwise_figures(x, *, texts=None, rows=None, bins=1000, progress=None,
-                     working_memory=None):
+def pairwise_figures(x, *, texts=None, rows=None, bins=1000, progress=None):
     """All-pairs statistics of ``x`` through :func:`embalg.pairwise_stats`, as report fields.
 
     ``rows`` maps ``x``'s row numbers to the study's (when ``x`` is a sample).
@@ -68,7 +67,7 @@ def pairwise_figures(x, *, texts=None, rows=None, bins=1000, progress=None,
     """
     import embalg as ea
 
-    stats = ea.pairwise_stats(x, bins=bins, working_memory=working_memory, progress=progress)
+    stats = ea.pairwise_stats(x, bins=bins, progress=progress)
     rows = np.arange(x.shape[0]) if rows is None else rows
     qs = stats.quantiles(list(QUANTILES[1:-1]))
     fields = {
@@ -137,7 +136,8 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
     bins : int
         Histogram bins over [-1, 1].
     abtt_components : int, optional
-        ``D`` for all-but-the-top (default ``max(1, round(d / 100))``).
+        ``D`` for all-but-the-top (default ``max(1, round(d / 100))``), capped at
+        ``n - 2`` (the centered rows span at most ``n - 1`` directions).
     variant_sample : int
         Rows sampled for the post-processed sets' all-pairs figures.
     anisotropy_pairs : int
@@ -162,6 +162,8 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
     if texts is not None and len(texts) != n:
         raise ValueError(f"texts has {len(texts)} entries for {n} vectors")
     D = default_abtt_components(d) if abtt_components is None else int(abtt_components)
+    # centered rows span at most n - 1 directions: keep at least one of them
+    D = max(0, min(D, n - 2))
     timing = {}
     variants, arrays = {}, {}
 
@@ -172,9 +174,7 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
     timing["raw_set_statistics"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    unit = _unit_input(x, moments)
-    pw, stats = pairwise_figures(unit, texts=texts, bins=bins, progress=progress,
-                                 working_memory=working_memory)
+    pw, stats = pairwise_figures(x, texts=texts, bins=bins, progress=progress)
     raw["pairwise"] = pw
     arrays["raw"]["pairwise_stats"] = stats
     timing["raw_all_pairs"] = time.perf_counter() - t0
@@ -189,8 +189,7 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
                                            anisotropy_pairs=anisotropy_pairs, seed=seed,
                                            progress=progress, working_memory=working_memory)
         sample = tf(iso.unit_block(x[rows], 0)).astype(np.float32)
-        pw, stats = pairwise_figures(sample, texts=texts, rows=rows, bins=bins, progress=progress,
-                                     working_memory=working_memory)
+        pw, stats = pairwise_figures(sample, texts=texts, rows=rows, bins=bins, progress=progress)
         pw["sampled"] = bool(len(rows) < n)
         fields["pairwise"] = pw
         arrays[name]["pairwise_stats"] = stats
@@ -235,19 +234,6 @@ DEFINITIONS = {
     "all_but_the_top": "Mu & Viswanath (2018): mean and top D principal components removed, "
                        "renormalized",
 }
-
-
-def _unit_input(x, moments):
-    """``x`` itself when its rows are unit length (float32/64), else a normalized float32 copy."""
-    import embalg as ea
-
-    if x.dtype in (np.float32, np.float64):
-        # trace(cov) + |mu|^2 = mean squared norm of the unit rows = 1 always; check x directly
-        probe = np.asarray(x[: min(x.shape[0], 4096)], dtype=np.float64)
-        norms = np.linalg.norm(probe, axis=1)
-        if np.all(np.abs(norms - 1.0) < 1e-4):
-            return x
-    return ea.normalize(np.asarray(x, dtype=np.float32))
 
 
 # ----------------------------------------------------------------------------- output

@@ -89,7 +89,8 @@ def all_negative_example(x, centroid_dir, cone_min) -> dict:
 def _algebra(name, x, y, z, reference) -> dict:
     import embalg as ea
 
-    rep = ea.properties(name, x, y, z, reference=reference)
+    # the NumPy reference backend: float64 as the thread measured with decimal arithmetic
+    rep = ea.properties(name, x, y, z, reference=reference, backend="numpy")
     return rep.to_dict() if hasattr(rep, "to_dict") else dict(rep)
 
 

@@ -69,21 +69,24 @@ def _identity_distance(name, f, x, kwargs):
     return None, "the normalized sum has no identity element"
 
 
-def _inverse_distance(name, x, y, kwargs):
+def _inverse_distance(name, x, y, eps, backend):
     if name == "hadamard":
-        z = ops.hadamard(x, y, **kwargs)
-        return _cos_dist(ops.hadamard_div(z, y, **kwargs), x), "hadamard_div(hadamard(x, y), y) vs x"
+        z = ops.hadamard(x, y, backend=backend)
+        return (_cos_dist(ops.hadamard_div(z, y, eps=eps, backend=backend), x),
+                f"hadamard_div(hadamard(x, y), y, eps={eps:g}) vs x")
     if name == "hadamard_div":
-        z = ops.hadamard_div(x, y, **kwargs)
-        return _cos_dist(ops.hadamard(z, y, **kwargs), x), "hadamard(hadamard_div(x, y), y) vs x"
+        z = ops.hadamard_div(x, y, eps=eps, backend=backend)
+        return (_cos_dist(ops.hadamard(z, y, backend=backend), x),
+                f"hadamard(hadamard_div(x, y, eps={eps:g}), y) vs x")
     if name == "nsum":
-        z = ops.nsum(x, y, **kwargs)
-        return (_cos_dist(ops.nsum(z, y, weights=[1.0, -1.0], **kwargs), x),
+        z = ops.nsum(x, y, backend=backend)
+        return (_cos_dist(ops.nsum(z, y, weights=[1.0, -1.0], backend=backend), x),
                 "nsum(nsum(x, y), y, weights=[1, -1]) vs x (renormalizing loses |x + y|)")
     return None, "no inverse operation"
 
 
-def properties(op, x, y, z, *, reference=None, backend="auto", **op_kwargs) -> PropertyReport:
+def properties(op, x, y, z, *, reference=None, eps=ops.DEFAULT_EPS, backend="auto",
+               **op_kwargs) -> PropertyReport:
     """Measure commutativity, associativity, identity, inverse and closure of ``op``.
 
     Parameters
@@ -96,10 +99,13 @@ def properties(op, x, y, z, *, reference=None, backend="auto", **op_kwargs) -> P
         pass float64 for the thread's high-precision measurements.
     reference : array_like, shape (m, d), optional
         The set whose cone closure is judged against (default: x, y and z stacked).
+    eps : float
+        The division clamp of :func:`embalg.hadamard_div` in the inverse checks
+        (components with ``|y| < eps`` cannot be undone exactly).
     backend : str
         Passed to every operator call.
     **op_kwargs
-        Passed to the operator (``eps=``, ``weights=``).
+        Passed to the operator under test (``weights=``, ``on_zero=``).
 
     Returns
     -------
@@ -113,8 +119,8 @@ def properties(op, x, y, z, *, reference=None, backend="auto", **op_kwargs) -> P
     >>> r = ea.properties("hadamard", x, y, z)
     >>> r.summary["associativity"]["max"] < 1e-12
     True
-    >>> r.summary["commutativity"]["max"]
-    0.0
+    >>> r.summary["commutativity"]["max"] < 1e-15  # x*y and y*x are the same vector
+    True
     """
     name = op if isinstance(op, str) else getattr(op, "__name__", None)
     f = ops._resolve_op(op)
@@ -128,10 +134,9 @@ def properties(op, x, y, z, *, reference=None, backend="auto", **op_kwargs) -> P
     report.samples["commutativity"] = _cos_dist(xy, f(y, x, **kwargs))
     report.samples["associativity"] = _cos_dist(f(xy, z, **kwargs), f(x, f(y, z, **kwargs), **kwargs))
     report.samples["identity"], report.notes["identity"] = _identity_distance(name, f, x, kwargs)
-    inv_kwargs = {k: val for k, val in kwargs.items() if k in ("backend", "eps") and
-                  (k != "eps" or name in ("hadamard", "hadamard_div"))}
-    report.samples["inverse"], report.notes["inverse"] = _inverse_distance(
-        name.replace("geomean_signed", "geomean"), x, y, inv_kwargs)
+    if name == "hadamard_div":
+        kwargs["eps"] = eps
+    report.samples["inverse"], report.notes["inverse"] = _inverse_distance(name, x, y, eps, backend)
     ref = np.concatenate([x, y, z]) if reference is None else v.as_vectors(reference, "reference")[0]
     if ref.shape[1] != d:
         raise ValueError(f"dimension mismatch: x has d = {d} while reference has d = {ref.shape[1]}")
