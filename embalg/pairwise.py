@@ -98,30 +98,32 @@ class RowSource:
 def unit_rows(raw, name: str, dtype, *, offset: int = 0) -> np.ndarray:
     """``raw / |raw|`` row-wise as a new C-contiguous ``dtype`` array, checked.
 
-    Raises ``ValueError`` naming ``name`` and the row (``offset`` + local row)
-    for NaN/inf and for zero rows.
+    The squared norms are summed in float64 straight from ``raw`` (a memmap
+    block is read from the file there and then from the page cache); a
+    non-finite norm is the NaN/inf check. Raises ``ValueError`` naming
+    ``name`` and the row (``offset`` + local row) for NaN/inf and zero rows.
     """
-    blk = np.array(raw, dtype=np.float64 if raw.dtype == np.float64 else np.float32, order="C")
-    sq = np.einsum("ij,ij->i", blk, blk, dtype=np.float64)
+    raw = np.asarray(raw)
+    sq = np.einsum("ij,ij->i", raw, raw, dtype=np.float64)
     if not np.all(np.isfinite(sq)):
-        bad = first_nonfinite_row(blk)
+        bad = first_nonfinite_row(raw)
         if bad >= 0:
             raise ValueError(f"{name} contains NaN or inf at row {offset + bad}; "
                              "embeddings must be finite")
-        # finite but huge (float64 > 1e154): scale rows before squaring
-        big = ~np.isfinite(sq)
-        scale = np.abs(blk[big]).max(axis=1)
-        sq[big] = np.einsum("ij,ij->i", blk[big] / scale[:, None], blk[big] / scale[:, None]) * scale ** 2
-    zero = np.flatnonzero(sq == 0)
-    if zero.size:
-        raise ValueError(f"{name} has a zero vector at row {offset + int(zero[0])} "
-                         f"({zero.size} zero rows in rows {offset}..{offset + len(blk) - 1}); "
-                         "the cosine of a zero vector is undefined: drop such rows first")
-    inv = 1.0 / np.sqrt(sq)
-    if blk.dtype == dtype:
-        blk *= inv[:, None].astype(dtype)
-        return blk
-    return (blk * inv[:, None]).astype(dtype)
+    norm = np.sqrt(sq)
+    # overflow (float64 beyond 1e154) or underflow: rescale those rows by their largest entry
+    odd = np.flatnonzero(~np.isfinite(sq) | (sq < np.finfo(np.float64).tiny))
+    if odd.size:
+        scale = np.abs(raw[odd]).max(axis=1).astype(np.float64)
+        zero = odd[scale == 0]
+        if zero.size:
+            raise ValueError(f"{name} has a zero vector at row {offset + int(zero[0])} "
+                             f"({zero.size} zero rows in rows {offset}..{offset + len(raw) - 1}); "
+                             "the cosine of a zero vector is undefined: drop such rows first")
+        rows = raw[odd] / scale[:, None]
+        norm[odd] = scale * np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    inv = (1.0 / norm).astype(dtype)
+    return np.multiply(raw, inv[:, None], dtype=dtype)
 
 
 # ---------------------------------------------------------------- tiles

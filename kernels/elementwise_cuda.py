@@ -246,21 +246,19 @@ def _stream():
     return cuda.default_stream()
 
 
-def _on_device(a):
-    return cuda.is_cuda_array(a) or cuda.devicearray.is_cuda_ndarray(a)
-
-
 def _to_device(a, stream):
     """A device view of ``a``: zero-copy for device arrays, a host-to-device copy for NumPy."""
-    if _on_device(a):
-        return cuda.as_cuda_array(a)
-    return cuda.to_device(np.ascontiguousarray(a), stream=stream)
+    if isinstance(a, np.ndarray):
+        return cuda.to_device(np.ascontiguousarray(a), stream=stream)
+    if getattr(a, "__cuda_ndarray__", False):  # a Numba device array already
+        return a
+    return cuda.as_cuda_array(a)
 
 
 def _device_out(out, stream):
     """``(device array to write, function that moves it into out)``."""
-    if _on_device(out):
-        return cuda.as_cuda_array(out), lambda: None
+    if not isinstance(out, np.ndarray):
+        return _to_device(out, stream), lambda: None
     d_out = cuda.device_array(out.shape, out.dtype, stream=stream)
 
     def copy_back():

@@ -54,34 +54,34 @@ def _clip(x):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _topk_scan(row, r, j_start, j_end, skip, top_v, top_i, kth):
-    """Offer row[j], j in [j_start, j_end) except ``skip``, to row r's top-k; returns the new k-th.
+def _topk_scan(seg, offset, skip, r, top_v, top_i, kth):
+    """Offer ``seg[j]`` (index ``offset + j``, except ``skip``) to row r's top-k; returns the new k-th.
 
     A vectorized count of the candidates above the k-th value comes first; the
     scalar insertion scan runs only when there is one.
     """
     k = top_v.shape[1]
     n = 0
-    for j in range(j_start, j_end):
-        n += _clip(row[j]) > kth
+    for j in range(seg.size):
+        n += _clip(seg[j]) > kth
     if n == 0:
         return kth
-    for j in range(j_start, j_end):
-        v = _clip(row[j])
-        if v > kth and j != skip:
-            _insert(top_v, top_i, r, v, j)
+    for j in range(seg.size):
+        v = _clip(seg[j])
+        if v > kth and offset + j != skip:
+            _insert(top_v, top_i, r, v, offset + j)
             if top_v[r, k - 1] > kth:
                 kth = top_v[r, k - 1]
     return kth
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _first_extreme_in_row(row, j0, w, smallest):
-    """(value, first index) of the row's minimum (or maximum) over [j0, w)."""
-    best = _clip(row[j0])
-    pos = j0
-    for j in range(j0 + 1, w):
-        v = _clip(row[j])
+def _first_extreme_in_row(seg, smallest):
+    """(value, first index) of the segment's minimum (or maximum)."""
+    best = _clip(seg[0])
+    pos = 0
+    for j in range(1, seg.size):
+        v = _clip(seg[j])
         if (v < best) if smallest else (v > best):
             best = v
             pos = j
@@ -89,22 +89,26 @@ def _first_extreme_in_row(row, j0, w, smallest):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _row_pass(row, j0, w, center, threshold, cmin, cmax, kth, lo, hi, scale, bins, slot, hist):
-    """One row of a tile: a vectorized pass, then the histogram scatter.
+def _row_pass(seg, center, threshold, cmin, cmax, kth, lo, hi, scale, bins, slot, hist):
+    """One row segment of a tile: a vectorized pass, then the histogram scatter.
+
+    Loops run over ``range(seg.size)`` from 0 (a loop from a run-time start
+    keeps Numba's negative-index wraparound and does not vectorize).
 
     Returns the centered sum and sum of squares and the counts of values
     ``>= threshold``, ``< cmin``, ``> cmax`` and ``> kth`` (the callers scan
     the row again only when one of the last three is non-zero).
     """
-    top = bins + 0.5
+    cap_in = bins - 0.5  # v <= hi: at most the last bin (hi itself belongs to it)
+    cap_out = bins + 0.5  # v > hi: the "above" slot
     s1 = 0.0
     s2 = 0.0
     nt = 0
     nlo = 0
     nhi = 0
     ncand = 0
-    for j in range(j0, w):
-        v = _clip(row[j])
+    for j in range(seg.size):
+        v = _clip(seg[j])
         d = v - center
         s1 += d
         s2 += d * d
@@ -112,12 +116,12 @@ def _row_pass(row, j0, w, center, threshold, cmin, cmax, kth, lo, hi, scale, bin
         nlo += v < cmin
         nhi += v > cmax
         ncand += v > kth
+        cap = cap_in if v <= hi else cap_out
         t = (v - lo) * scale
         t = t if t > -1.0 else -1.0
-        t = t if t < top else top
-        b = np.int32(t + 1.0)
-        slot[j] = b - np.int32((b == bins + 1) & (v <= hi))
-    for j in range(j0, w):
+        t = t if t < cap else cap
+        slot[j] = np.int32(t + 1.0)
+    for j in range(seg.size):
         hist[slot[j]] += 1
     return s1, s2, nt, nlo, nhi, ncand
 
@@ -146,23 +150,23 @@ def _reduce_rows(s, diagonal, lo, hi, bins, center, do_topk, top_v, top_i, floor
             if do_topk:
                 kth = max(top_v[r, k - 1], floor[r])
                 if diagonal:  # the row's top-k also sees j < r (the transposed pairs)
-                    kth = _topk_scan(row, r, 0, r, r, top_v, top_i, kth)
-            rs1, rs2, rt, nlo, nhi, ncand = _row_pass(row, j0, w, center, threshold, cmin, cmax,
+                    kth = _topk_scan(row[:r], 0, -1, r, top_v, top_i, kth)
+            rs1, rs2, rt, nlo, nhi, ncand = _row_pass(row[j0:], center, threshold, cmin, cmax,
                                                       kth, lo, hi, scale, bins, slot, hc)
             s1 += rs1
             s2 += rs2
             thr_row[r] = rt
             tcount += rt
             if nlo:
-                cmin, pos = _first_extreme_in_row(row, j0, w, True)
+                cmin, pos = _first_extreme_in_row(row[j0:], True)
                 ints[c, 0] = r
-                ints[c, 1] = pos
+                ints[c, 1] = j0 + pos
             if nhi:
-                cmax, pos = _first_extreme_in_row(row, j0, w, False)
+                cmax, pos = _first_extreme_in_row(row[j0:], False)
                 ints[c, 2] = r
-                ints[c, 3] = pos
+                ints[c, 3] = j0 + pos
             if ncand:
-                _topk_scan(row, r, j0, w, -1, top_v, top_i, kth)
+                _topk_scan(row[j0:], j0, -1, r, top_v, top_i, kth)
         flts[c, 0] = s1
         flts[c, 1] = s2
         flts[c, 2] = cmin
@@ -185,19 +189,20 @@ def _reduce_cols(s, top_v, top_i, floor, nchunk):
     for c in prange(nchunk):
         c0 = min(w, c * width)
         c1 = min(w, c0 + width)
+        kc = kth[c0:c1]
         for r in range(h):
-            row = s[r]
+            seg = s[r, c0:c1]
             n = 0
-            for j in range(c0, c1):
-                n += _clip(row[j]) > kth[j]
+            for j in range(seg.size):
+                n += _clip(seg[j]) > kc[j]
             if n == 0:
                 continue
-            for j in range(c0, c1):
-                v = _clip(row[j])
-                if v > kth[j]:
-                    _insert(top_v, top_i, j, v, r)
-                    if top_v[j, k - 1] > kth[j]:
-                        kth[j] = top_v[j, k - 1]
+            for j in range(seg.size):
+                v = _clip(seg[j])
+                if v > kc[j]:
+                    _insert(top_v, top_i, c0 + j, v, r)
+                    if top_v[c0 + j, k - 1] > kc[j]:
+                        kc[j] = top_v[c0 + j, k - 1]
 
 
 @njit(cache=True, parallel=True)

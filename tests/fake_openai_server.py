@@ -134,8 +134,8 @@ class FakeOpenAI:
             return self.faults.pop(0) if self.faults else None
 
     # -- embeddings ----------------------------------------------------------------------
-    def embeddings_body(self, req: dict, fault=None) -> tuple[int, dict]:
-        """(status, JSON body) for an embeddings request body."""
+    def embeddings_body(self, req: dict, fault=None) -> tuple[int, dict | bytes]:
+        """(status, JSON body) for an embeddings request body (ready bytes when precomputed)."""
         inputs = req.get("input")
         model = req.get("model", "")
         dims = req.get("dimensions")
@@ -148,10 +148,11 @@ class FakeOpenAI:
             return 400, _error(f"'input' has {len(inputs)} items; at most 2048", "invalid_request_error")
         if dims is not None and model == "text-embedding-ada-002":
             return 400, _error("This model does not support specifying dimensions.", "invalid_request_error")
-        if self.precomputed:
+        if self.precomputed:  # a ready answer per request shape: the server costs ~nothing
             key = (len(inputs), model, dims, fmt)
             if key not in self._precomputed:
-                self._precomputed[key] = self._answer(["x"] * len(inputs), [1] * len(inputs), model, dims, fmt)
+                body = self._answer(["x"] * len(inputs), [1] * len(inputs), model, dims, fmt)
+                self._precomputed[key] = json.dumps(body).encode()
             with self.lock:
                 self.paid_inputs += len(inputs)
             return 200, self._precomputed[key]
@@ -263,6 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body, headers=None, *, raw: bytes | None = None, length=None):
+        if isinstance(body, bytes):
+            raw = body
         data = raw if raw is not None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -349,6 +352,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         self._send(status, body)
+
+
+def kill_when_paid(server: FakeOpenAI, script: str, paid_inputs: int, *, env=None,
+                   timeout: float = 120.0) -> None:
+    """Run ``python -c script``; SIGKILL it once ``server`` was paid for ``paid_inputs`` inputs.
+
+    Raises AssertionError when the process ends (or the timeout passes) first. Afterwards
+    waits briefly so that requests in flight at the kill reach the server's counters.
+    """
+    import os
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while server.paid_inputs < paid_inputs and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the job ended before it could be killed: {proc.communicate()}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.3)
 
 
 def main(argv=None) -> int:

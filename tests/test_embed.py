@@ -243,3 +243,20 @@ def test_import_is_light():
 
 def test_module_exports():
     assert ea.embed is embed_fn
+
+
+def test_provider_object_with_options_is_refused(stub):
+    with pytest.raises(ValueError, match="belong to the provider object"):
+        ea.embed(["x"], model=stub, dimensions=4, cache=None)
+
+
+@pytest.mark.parametrize("row", [[2.0, 0.0], [np.nan, 1.0], [0.0, 0.0]])
+def test_provider_rows_must_be_finite_unit_vectors(row, tmp_path):
+    class Bad(CountingEmbedder):
+        def embed_texts(self, texts, on_result, progress=None):
+            on_result([0], np.array([row], np.float32))
+
+    with pytest.raises(ValueError, match="not a finite unit vector"):
+        ea.embed(["a"], model=Bad(), cache=tmp_path / "c.sqlite")
+    with EmbeddingCache(tmp_path / "c.sqlite") as cache:  # nothing bad was cached
+        assert cache.get_many("stub", "hash", None, ["a"]) == {}

@@ -123,3 +123,33 @@ def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "embalg", "embed", "--help"], capture_output=True,
                          text=True, check=True)
     assert "--batch-api" in out.stdout and "--chunk-average" in out.stdout
+
+
+def test_batch_api_then_resume_and_ingest(tmp_path, monkeypatch, txt):
+    from fake_openai_server import FakeOpenAI, fake_vector
+
+    common = ["--model", "openai:text-embedding-3-small", "--batch-api", "--poll-interval", "0.01",
+              "--batch-dir", str(tmp_path / "job")]
+    with FakeOpenAI(api_key="sk-cli-batch-0123456789") as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-batch-0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        out = tmp_path / "v.npy"
+        assert main(["embed", str(txt), "--out", str(out), "--cache", str(tmp_path / "a.sqlite"),
+                     *common]) == 0
+        assert len(server.batches) == 1 and server.requests == 0  # nothing sent online
+        v = np.load(out)
+        np.testing.assert_allclose(v[1], fake_vector("text-embedding-3-small", TEXTS[1]), atol=1e-6)
+        np.testing.assert_array_equal(v[0], v[2])
+        # the same command again resumes the finished job: no new batch, no online request
+        assert main(["embed", str(txt), "--out", str(out), "--force",
+                     "--cache", str(tmp_path / "a.sqlite"), *common]) == 0
+        assert len(server.batches) == 1 and server.requests == 0
+        # a downloaded output file fills a fresh cache without any request
+        output = tmp_path / "job" / "output-0000.jsonl"
+        assert output.exists()
+        out2 = tmp_path / "v2.npy"
+        assert main(["embed", str(txt), "--out", str(out2), "--cache", str(tmp_path / "b.sqlite"),
+                     "--model", "openai:text-embedding-3-small", "--batch-dir", str(tmp_path / "job"),
+                     "--ingest-batch-output", str(output)]) == 0
+        assert server.requests == 0
+        np.testing.assert_array_equal(np.load(out2), v)

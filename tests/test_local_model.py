@@ -50,7 +50,8 @@ def test_order_norm_dtype_against_direct_encode(model):
 
 def test_model_loaded_once_per_process(model):
     assert load_model("all-MiniLM-L6-v2") is model
-    assert load_model("sentence-transformers/all-MiniLM-L6-v2") is not None
+    assert load_model("sentence-transformers/all-MiniLM-L6-v2") is model
+    assert LocalEmbedder("sentence-transformers/all-MiniLM-L6-v2").model == "all-MiniLM-L6-v2"
 
 
 def test_duplicates_sent_to_model_once(model, encode_calls):

@@ -139,3 +139,17 @@ def test_missing_key(tmp_path, cache, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
         run_batch_job(["a"], MODEL, None, cache, tmp_path / "w", progress=False)
+
+
+def test_truncated_job_texts_read_back(server, cache, tmp_path):
+    texts = ["short one", "word " * 9000, "another"]
+    summary = job(server, cache, tmp_path / "w", texts=texts, truncate="truncate")
+    assert summary["ingested"] == 3
+    back = read_batch_texts((tmp_path / "w").glob("requests-*.jsonl"))
+    assert back == texts  # the originals, not the truncated inputs that were sent
+    sent = [t for t in server.inputs_seen if t.startswith("word")]
+    assert len(sent) == 1 and len(sent[0]) < len(texts[1])
+    assert len(cache.get_many("openai", MODEL, None, texts)) == 3  # keyed by the original text
+    with EmbeddingCache(tmp_path / "f.sqlite") as fresh:
+        s = ingest_batch_output(tmp_path / "w" / "output-0000.jsonl", back, MODEL, None, fresh)
+        assert s["ingested"] == 3

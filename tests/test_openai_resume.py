@@ -1,15 +1,11 @@
 """Killed runs resume from the cache and re-pay at most the requests that were in flight."""
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_openai_server import FakeOpenAI, fake_vector
+from fake_openai_server import FakeOpenAI, fake_vector, kill_when_paid
 
 from embalg.sources.cache import EmbeddingCache
 from embalg.sources.openai_embedder import OpenAIEmbedder
@@ -97,16 +93,7 @@ def test_sigkilled_process_resumes(tmp_path):
     cache_path = str(tmp_path / "c.sqlite")
     with FakeOpenAI(api_key=KEY) as srv:
         srv.faults = [("slow", 0.05)] * 1000
-        script = JOB.format(here=str(HERE), url=srv.base_url, cache=cache_path)
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while srv.paid_inputs < 100 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert proc.poll() is None, proc.communicate()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        time.sleep(0.2)
+        kill_when_paid(srv, JOB.format(here=str(HERE), url=srv.base_url, cache=cache_path), 100)
         srv.faults = []
         with EmbeddingCache(cache_path) as cache:
             stored = cache.stats()["rows"]

@@ -156,3 +156,33 @@ def test_props_end_to_end(tmp_path, cache):
     for png in ("closure_cone.png", "closure_nearest.png", "algebra_errors.png"):
         assert (out / png).exists()
     assert main(["props", "--n", "5", "--out", str(tmp_path / "few"), "--cache", cache]) == 2
+
+
+def test_studies_through_an_openai_compatible_server(tmp_path, monkeypatch, capsys):
+    """--model openai:... goes through the OpenAI client (a loopback fake: no network, no key)."""
+    from fake_openai_server import FakeOpenAI, fake_vector
+
+    with FakeOpenAI(api_key="sk-test-studies-0123456789") as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-studies-0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        model = ["--model", "openai:text-embedding-3-small", "--dimensions", "64",
+                 "--cache", str(tmp_path / "c.sqlite")]
+        assert main(["cone", "--n", "30", "--out", str(tmp_path / "cone"), "--save-vectors",
+                     *model]) == 0
+        rep = read_report(tmp_path / "cone")
+        assert rep["d"] == 64 and rep["model"] == "openai:text-embedding-3-small"
+        texts = (tmp_path / "cone" / "texts.txt").read_text().splitlines()
+        x = np.load(tmp_path / "cone" / "vectors.npy")
+        np.testing.assert_allclose(x[7], fake_vector("text-embedding-3-small", texts[7], 64),
+                                   atol=1e-6)
+        # a 64-d file fits the 64-d model; the native 1536-d model does not
+        assert main(["cone", "--vectors", str(tmp_path / "cone" / "vectors.npy"),
+                     "--out", str(tmp_path / "again"), *model]) == 0
+        capsys.readouterr()
+        assert main(["cone", "--vectors", str(tmp_path / "cone" / "vectors.npy"),
+                     "--out", str(tmp_path / "bad"), "--model", "openai:text-embedding-3-small",
+                     "--no-cache"]) == 2
+        assert "d = 1536" in capsys.readouterr().err
+        assert main(["compose", "A cat.", "A dog.", "--json", str(tmp_path / "t.json"),
+                     *model]) == 0
+        assert "hadamard" in json.loads((tmp_path / "t.json").read_text())["operators"]

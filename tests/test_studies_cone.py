@@ -154,8 +154,22 @@ def test_cli_bad_inputs(tmp_path, capsys, rows, texts, msg):
 def test_cli_empty_text_file_and_missing_vectors(tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("\n\n")
     assert main(["cone", "--texts", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "o")]) == 2
-    assert "holds no texts" in capsys.readouterr().err
+    assert "line 1 is empty" in capsys.readouterr().err
     assert main(["cone", "--vectors", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o")]) == 2
     assert "no such vector file" in capsys.readouterr().err
     assert main(["cone", "--n", "1", "--out", str(tmp_path / "o")]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_forced_run_that_fails_leaves_no_stale_report(tmp_path, capsys):
+    good = cone_vectors(40, 8, spread=1.0, seed=4)
+    save_npy(tmp_path / "good.npy", good)
+    bad = good.copy()
+    bad[17, 3] = np.inf
+    save_npy(tmp_path / "bad.npy", bad)
+    out = tmp_path / "o"
+    assert main(["cone", "--vectors", str(tmp_path / "good.npy"), "--out", str(out)]) == 0
+    assert (out / "report.json").exists()
+    assert main(["cone", "--vectors", str(tmp_path / "bad.npy"), "--out", str(out), "--force"]) == 2
+    assert "row 17" in capsys.readouterr().err
+    assert not (out / "report.json").exists()      # no old report beside a new, partial run

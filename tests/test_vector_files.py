@@ -153,10 +153,16 @@ def test_parquet_truncated(tmp_path, cut):
         ea.load_vectors(path)
 
 
-def test_parquet_garbage(tmp_path):
-    path = tmp_path / "v.parquet"
-    path.write_bytes(b"PAR1 this is not parquet at all PAR1")
-    with pytest.raises(ValueError, match="not a readable Parquet file"):
+@pytest.mark.parametrize("name, content, match", [
+    ("v.parquet", b"PAR1 this is not parquet at all PAR1", "not a readable Parquet file"),
+    ("v.jsonl", b'{"vector": [1.0], "text": "\xff"}\n', "not valid UTF-8: line 1"),
+    ("v.jsonl", b"\n\n", "holds no vectors"),
+    ("v.npy", b"\x93NUMPY garbage", "corrupt .npy header|not a .npy file"),
+])
+def test_unreadable_files(tmp_path, name, content, match):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
         ea.load_vectors(path)
 
 
@@ -237,16 +243,6 @@ def test_jsonl_bad_lines(tmp_path, line, match):
     path = tmp_path / "v.jsonl"
     path.write_text(line + "\n")
     with pytest.raises(ValueError, match=match):
-        ea.load_vectors(path)
-
-
-def test_jsonl_not_utf8_and_empty(tmp_path):
-    path = tmp_path / "v.jsonl"
-    path.write_bytes(b'{"vector": [1.0], "text": "\xff"}\n')
-    with pytest.raises(ValueError, match="line 1 is not valid UTF-8"):
-        ea.load_vectors(path)
-    path.write_text("\n\n")
-    with pytest.raises(ValueError, match="holds no vectors"):
         ea.load_vectors(path)
 
 

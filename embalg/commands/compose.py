@@ -81,8 +81,7 @@ def _run_dataset(args) -> int:
 
     from ..studies.compose import (compose_dataset, dataset_markdown, ranking_figure, read_pairs,
                                    template_triples)
-    from ..studies.inputs import DEFAULT_MODEL, study_arguments
-    from ..studies.report import StudyOutput
+    from ..studies.inputs import DEFAULT_MODEL, fresh_output, study_arguments
     from ..validation import check_positive_int
 
     if args.a is not None:
@@ -91,7 +90,7 @@ def _run_dataset(args) -> int:
         raise ValueError("dataset mode needs --out DIR for the report")
     check_positive_int(args.resamples, "--resamples")
     t_start = time.perf_counter()
-    out = StudyOutput(args.out, force=args.force)
+    out = fresh_output(args.out, force=args.force)
     if args.pairs:
         triples, source = read_pairs(args.pairs), f"pairs file {args.pairs}"
     else:

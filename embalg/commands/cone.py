@@ -30,15 +30,14 @@ def run(args) -> int:
     import time
 
     from ..studies.cone import cone_study, write_cone
-    from ..studies.inputs import load_input, study_arguments
-    from ..studies.report import StudyOutput
+    from ..studies.inputs import fresh_output, load_input, study_arguments
     from ..validation import check_positive_int
 
     check_positive_int(args.bins, "--bins")
     check_positive_int(args.variant_sample, "--variant-sample")
     check_positive_int(args.anisotropy_pairs, "--anisotropy-pairs")
     t_start = time.perf_counter()
-    out = StudyOutput(args.out, force=args.force)   # refuse an existing DIR before any work
+    out = fresh_output(args.out, force=args.force)   # refuse an existing DIR before any work
     data = load_input(args, min_rows=2)
     t0 = time.perf_counter()
     report, arrays = cone_study(data.vectors, data.texts, bins=args.bins,

@@ -31,6 +31,10 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="texts per provider batch/request")
     p.add_argument("--batch-api", action="store_true",
                    help="OpenAI only: run through the Batch API (half price, up to 24 h), then write --out")
+    p.add_argument("--batch-dir", default=None, metavar="DIR",
+                   help="Batch API working directory (default: <out>.batch); re-run to resume")
+    p.add_argument("--poll-interval", type=float, default=60.0, metavar="SECONDS",
+                   help="Batch API status polling interval (default: %(default)s)")
     p.add_argument("--ingest-batch-output", metavar="FILE", default=None,
                    help="OpenAI only: load an already downloaded Batch API output file into the cache first")
     long = p.add_mutually_exclusive_group()
@@ -82,10 +86,11 @@ def _batch_api():
 
 
 def run(args) -> int:
+    import functools
     import logging
 
     from ..io.vectors import save_vectors
-    from ..sources.embed import DEFAULT_CACHE, embed_with, make_embedder, parse_model, validate_texts
+    from ..sources.embed import DEFAULT_CACHE, embed_with, make_embedder, parse_model
     from ..sources.texts import read_texts
 
     log = logging.getLogger("embalg.commands.embed")
@@ -93,7 +98,7 @@ def run(args) -> int:
     prefix, _ = parse_model(args.model)
     options = _provider_options(args, prefix)
     source = read_texts(args.input)
-    texts = validate_texts(source.texts)
+    texts = source.texts
     embedder = make_embedder(args.model, dimensions=args.dimensions, batch_size=args.batch_size,
                              **options)
     cache = None if args.no_cache else (args.cache or DEFAULT_CACHE)
@@ -101,35 +106,56 @@ def run(args) -> int:
         raise ValueError("--batch-api and --ingest-batch-output store results in the cache; "
                          "drop --no-cache")
     cost = None
-    if prefix == "openai":
+    if prefix == "openai":  # what the online requests cost (the Batch API pays half, see its log)
         from ..sources.openai_embedder import estimate_cost
 
-        def cost(tokens, _model=embedder.model, _batch=args.batch_api):
-            return estimate_cost(_model, tokens, batch=_batch)
+        cost = functools.partial(estimate_cost, embedder.model)
 
     progress = False if args.no_progress else None
     if args.ingest_batch_output or args.batch_api:
         _run_batch(args, embedder, texts, cache, progress, log)
     vectors = embed_with(embedder, texts, cache=cache, progress=progress, cost=cost)
-    ids = source.ids
-    save_vectors(out, vectors, ids=ids, texts=texts,
+    save_vectors(out, vectors, ids=source.ids, texts=texts,
                  model=f"{embedder.provider}:{embedder.model}", dimensions=vectors.shape[1])
-    log.info("wrote %d vectors of dimension %d to %s", vectors.shape[0], vectors.shape[1], out)
+    print(f"wrote {vectors.shape[0]} vectors of dimension {vectors.shape[1]} to {out}")
     return 0
 
 
 def _run_batch(args, embedder, texts, cache, progress, log) -> None:
-    """Fill the cache through the OpenAI Batch API (or from a downloaded output file)."""
+    """Fill the cache through the OpenAI Batch API (or from a downloaded output file).
+
+    The job's working directory is ``--batch-dir`` (default ``<out>.batch``). A
+    new job gets the distinct texts not yet in the cache; when the directory
+    already holds a job, its own texts are read back from its request files, so
+    re-running the same command resumes polling instead of paying again. Texts
+    the batch did not deliver are embedded online afterwards.
+    """
+    from pathlib import Path
+
     from ..sources.cache import EmbeddingCache, default_cache_path
     from ..sources.embed import DEFAULT_CACHE
 
     batch_api = _batch_api()
-    path = default_cache_path() if cache is DEFAULT_CACHE else cache
-    with EmbeddingCache(path) as store:
+    if embedder.truncate == "chunk_average":
+        raise ValueError("--chunk-average is not available with the Batch API; use --truncate")
+    workdir = Path(args.batch_dir) if args.batch_dir else Path(f"{args.out}.batch")
+    with EmbeddingCache(default_cache_path() if cache is DEFAULT_CACHE else cache) as store:
+        unique = list(dict.fromkeys(texts))
+        requests = sorted(workdir.glob("requests-*.jsonl"))
+        if requests:
+            job_texts = batch_api.read_batch_texts(requests)
+        else:
+            hits = store.get_many(embedder.provider, embedder.model, embedder.dimensions, unique)
+            job_texts = [t for i, t in enumerate(unique) if i not in hits]
         if args.ingest_batch_output:
-            n = batch_api.ingest_batch_output(args.ingest_batch_output, texts, store,
-                                              model=embedder.model, dimensions=embedder.dimensions)
-            log.info("ingested %s vectors from %s", n, args.ingest_batch_output)
-        if args.batch_api:
-            batch_api.run_batch_job(texts, store, model=embedder.model,
-                                    dimensions=embedder.dimensions, progress=progress)
+            summary = batch_api.ingest_batch_output(args.ingest_batch_output,
+                                                    job_texts if requests else unique,
+                                                    embedder.model, embedder.dimensions, store)
+            log.info("ingested %d texts from %s (%d failed requests)", summary["ingested"],
+                     args.ingest_batch_output, len(summary["failed"]))
+        if args.batch_api and job_texts:
+            summary = batch_api.run_batch_job(job_texts, embedder.model, embedder.dimensions, store,
+                                              workdir, poll_interval=args.poll_interval,
+                                              progress=progress, truncate=embedder.truncate)
+            log.info("batch job in %s: %d of %d texts ingested, %d failed requests", workdir,
+                     summary["ingested"], summary["texts"], len(summary["failed"]))

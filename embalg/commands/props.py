@@ -22,12 +22,11 @@ def register(sub) -> None:
 def run(args) -> int:
     import time
 
-    from ..studies.inputs import load_input, study_arguments
+    from ..studies.inputs import fresh_output, load_input, study_arguments
     from ..studies.props import props_figures, props_markdown, props_study
-    from ..studies.report import StudyOutput
 
     t_start = time.perf_counter()
-    out = StudyOutput(args.out, force=args.force)
+    out = fresh_output(args.out, force=args.force)
     data = load_input(args, min_rows=8)
     t0 = time.perf_counter()
     report, arrays = props_study(data.vectors, quantile=args.quantile,

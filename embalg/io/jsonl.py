@@ -30,6 +30,33 @@ def write_jsonl(path, vectors: np.ndarray, ids, texts) -> None:
             os.fsync(f.fileno())
 
 
+def iter_objects(path, field: str, example: str):
+    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
+
+    Every line must be UTF-8 JSON (a leading BOM is allowed) holding an object
+    with ``field``; otherwise ``ValueError`` names the file and the line
+    (``example`` shows the expected shape).
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path} is not valid UTF-8: line {lineno}, byte column "
+                                 f"{exc.start + 1} ({exc.reason})") from None
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {lineno} is not valid JSON ({exc.msg}); "
+                                 "a truncated or corrupt file?") from None
+            if not isinstance(obj, dict) or field not in obj:
+                raise ValueError(f"{path} line {lineno} has no \"{field}\" field; each line must be "
+                                 f"an object like {example}")
+            yield lineno, obj
+
+
 def read_jsonl(path) -> dict:
     """``{"vectors", "ids", "texts", "model", "dimensions"}`` of a JSONL vector file, checked.
 
@@ -42,32 +69,19 @@ def read_jsonl(path) -> dict:
     """
     rows, ids, texts = [], [], []
     d = None
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise ValueError(f"{path} line {lineno} is not valid UTF-8") from None
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} line {lineno} is not valid JSON ({exc.msg}); "
-                                 "a truncated or corrupt file?") from None
-            if not isinstance(obj, dict) or "vector" not in obj:
-                raise ValueError(f"{path} line {lineno} has no \"vector\" field; each line must be "
-                                 '{"id": ..., "text": ..., "vector": [...]}')
-            vec = obj["vector"]
-            if not isinstance(vec, list) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in vec):
-                raise ValueError(f"{path} line {lineno}: \"vector\" must be a list of numbers")
-            if d is None:
-                d, first_line = len(vec), lineno
-            elif len(vec) != d:
-                raise ValueError(f"{path} has ragged vectors: line {lineno} has {len(vec)} values, "
-                                 f"line {first_line} has {d}")
-            rows.append(vec)
-            ids.append(obj.get("id"))
-            texts.append(obj.get("text"))
+    for lineno, obj in iter_objects(path, "vector", '{"id": ..., "text": ..., "vector": [...]}'):
+        vec = obj["vector"]
+        if not isinstance(vec, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in vec):
+            raise ValueError(f"{path} line {lineno}: \"vector\" must be a list of numbers")
+        if d is None:
+            d, first_line = len(vec), lineno
+        elif len(vec) != d:
+            raise ValueError(f"{path} has ragged vectors: line {lineno} has {len(vec)} values, "
+                             f"line {first_line} has {d}")
+        rows.append(vec)
+        ids.append(obj.get("id"))
+        texts.append(obj.get("text"))
     if d is None:
         raise ValueError(f"{path} holds no vectors")
     vectors = np.asarray(rows, dtype=np.float32)
@@ -76,4 +90,4 @@ def read_jsonl(path) -> dict:
             "model": None, "dimensions": d}
 
 
-__all__ = ["write_jsonl", "read_jsonl"]
+__all__ = ["write_jsonl", "read_jsonl", "iter_objects"]

@@ -6,6 +6,7 @@ A job is a working directory:
   and 50,000 requests, under 200 MB). Every line is ``{"custom_id", "method":
   "POST", "url": "/v1/embeddings", "body": {...}}``; requests are packed like the
   online path (at most 2048 inputs and 300k tokens each) from consecutive texts.
+- ``texts.jsonl``: the texts (one JSON string per line), for resuming and ingesting.
 - ``batch_state.json``: which file became which uploaded file and batch, and
   what has been ingested, so a killed ``run_batch_job`` resumes polling instead
   of paying again.
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_INPUTS_PER_FILE = 50_000
 MAX_REQUESTS_PER_FILE = 50_000
 MAX_FILE_BYTES = 190_000_000  # the API's limit is 200 MB; keep a margin
+TEXTS_FILE = "texts.jsonl"
 FINAL_STATES = {"completed", "failed", "expired", "cancelled"}
 _CUSTOM_ID = re.compile(r"embalg-(\d+)-(\d+)-([0-9a-f]{12})")
 
@@ -116,6 +118,9 @@ def write_batch_requests(texts, model: str, dimensions=None, workdir=".", *, tru
         files[-1].append(line)
         sizes[0] += stop - start
         sizes[1] += len(line)
+    with atomic_path(workdir / TEXTS_FILE) as tmp:  # the texts themselves (inputs may be truncated)
+        tmp.write_bytes(b"".join(json.dumps(t, ensure_ascii=False).encode("utf-8") + b"\n"
+                                 for t in texts))
     paths = []
     for k, lines in enumerate(f for f in files if f):
         path = workdir / f"requests-{k:04d}.jsonl"
@@ -127,9 +132,18 @@ def write_batch_requests(texts, model: str, dimensions=None, workdir=".", *, tru
 
 
 def read_batch_texts(request_files) -> list[str]:
-    """The texts a set of request files was written for (their inputs, in order; without truncation)."""
+    """The texts a set of request files was written for, in order.
+
+    Read from the job's ``texts.jsonl`` (beside the request files) when present,
+    otherwise from the request inputs themselves (equal to the texts unless
+    ``truncate="truncate"`` shortened some).
+    """
+    files = sorted(Path(p) for p in request_files)
+    if files and (files[0].parent / TEXTS_FILE).exists():
+        with open(files[0].parent / TEXTS_FILE, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
     texts: list[str] = []
-    for path in sorted(Path(p) for p in request_files):
+    for path in files:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 if line.strip():

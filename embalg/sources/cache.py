@@ -38,25 +38,26 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
-def default_cache_path() -> Path:
+def default_cache_path(environ=None) -> Path:
     """Where the cache lives unless the caller says otherwise.
 
     ``$EMBALG_CACHE_DIR/embeddings.sqlite`` when that variable is set, else
     ``$XDG_CACHE_HOME/embalg/embeddings.sqlite``, else
-    ``~/.cache/embalg/embeddings.sqlite``.
+    ``~/.cache/embalg/embeddings.sqlite``. ``environ`` (default ``os.environ``)
+    is the mapping the variables are read from.
 
     Examples
     --------
-    >>> import os
-    >>> os.environ["EMBALG_CACHE_DIR"] = "/tmp/embalg-doc-cache"
-    >>> str(default_cache_path())
-    '/tmp/embalg-doc-cache/embeddings.sqlite'
-    >>> del os.environ["EMBALG_CACHE_DIR"]
+    >>> str(default_cache_path({"EMBALG_CACHE_DIR": "/data/emb"}))
+    '/data/emb/embeddings.sqlite'
+    >>> str(default_cache_path({"XDG_CACHE_HOME": "/var/cache/me"}))
+    '/var/cache/me/embalg/embeddings.sqlite'
     """
-    override = os.environ.get("EMBALG_CACHE_DIR")
+    env = os.environ if environ is None else environ
+    override = env.get("EMBALG_CACHE_DIR")
     if override:
         return Path(override).expanduser() / "embeddings.sqlite"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "embalg" / "embeddings.sqlite"
 
 

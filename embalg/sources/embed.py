@@ -140,12 +140,13 @@ def embed(texts, *, model=DEFAULT_MODEL, dimensions=None, cache=DEFAULT_CACHE, b
     texts : sequence of str, length n
         Non-empty strings. Checked before any work: an empty string or a
         non-string raises, naming its index.
-    model : str, default ``"local:all-MiniLM-L6-v2"``
+    model : str or provider object, default ``"local:all-MiniLM-L6-v2"``
         ``"local:<sentence-transformers model>"`` (a name, or a local
         directory; loaded offline, see :class:`embalg.sources.local.LocalEmbedder`)
         or ``"openai:<model>"`` (``text-embedding-3-small``, ``-3-large``,
         ``text-embedding-ada-002``; key and base URL from ``OPENAI_API_KEY`` /
-        ``OPENAI_BASE_URL``).
+        ``OPENAI_BASE_URL``). An object with the provider interface (see
+        :mod:`embalg.sources.embed`) is used as is.
     dimensions : int, optional
         Output dimension; ``None`` is the model's native one. OpenAI
         text-embedding-3 models shorten server-side; local models keep the
@@ -198,9 +199,14 @@ def embed(texts, *, model=DEFAULT_MODEL, dimensions=None, cache=DEFAULT_CACHE, b
            [0.707, 0.707]], dtype=float32)
     """
     texts = validate_texts(texts)
-    embedder = model if hasattr(model, "embed_texts") else make_embedder(
-        model, dimensions=dimensions, batch_size=batch_size)
-    return embed_with(embedder, texts, cache=cache, progress=progress)
+    if hasattr(model, "embed_texts"):
+        if dimensions is not None or batch_size is not None:
+            raise ValueError("dimensions and batch_size belong to the provider object passed as "
+                             "model; set them when creating it")
+        embedder = model
+    else:
+        embedder = make_embedder(model, dimensions=dimensions, batch_size=batch_size)
+    return _embed_checked(embedder, texts, cache, progress, None)
 
 
 def embed_with(embedder, texts, *, cache=DEFAULT_CACHE, progress=None, cost=None) -> np.ndarray:
@@ -210,7 +216,11 @@ def embed_with(embedder, texts, *, cache=DEFAULT_CACHE, progress=None, cost=None
     (OpenAI does), the progress bar shows the tokens sent so far, and, when
     ``cost`` is given, ``cost(tokens)`` in US dollars.
     """
-    texts = validate_texts(texts)
+    return _embed_checked(embedder, validate_texts(texts), cache, progress, cost)
+
+
+def _embed_checked(embedder, texts: list[str], cache, progress, cost) -> np.ndarray:
+    """The one path of :func:`embed` and :func:`embed_with`; ``texts`` are checked."""
     first: dict[str, int] = {}
     inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64,
                           count=len(texts))
@@ -237,7 +247,7 @@ def embed_with(embedder, texts, *, cache=DEFAULT_CACHE, progress=None, cost=None
             if hits:
                 hit_idx = np.fromiter(hits.keys(), dtype=np.int64, count=len(hits))
                 out.put(hit_idx, np.stack([np.asarray(v, np.float32) for v in hits.values()]))
-                bar.update(int(counts[list(hits)].sum()))
+                bar.update(int(counts[hit_idx].sum()))
                 logger.info("cache: %d of %d distinct texts already embedded", len(hits), len(unique))
             misses = np.flatnonzero(~out.filled)
         else:
@@ -254,6 +264,11 @@ def embed_with(embedder, texts, *, cache=DEFAULT_CACHE, progress=None, cost=None
             rows = np.asarray(rows, dtype=np.float32)
             if rows.shape[0] != indices.shape[0]:
                 raise ValueError(f"provider returned {rows.shape[0]} rows for {indices.shape[0]} texts")
+            norms = np.linalg.norm(rows, axis=1)
+            if not np.all(np.abs(norms - 1) < 1e-3):  # also catches NaN/inf
+                bad = int(np.flatnonzero(~(np.abs(norms - 1) < 1e-3))[0])
+                raise ValueError(f"provider {embedder.provider}:{embedder.model} returned a row of "
+                                 f"norm {norms[bad]} (not a finite unit vector)")
             targets = misses[indices]
             if store is not None:
                 store.put_many(*key, [unique[i] for i in targets], rows)

@@ -124,11 +124,12 @@ def load_model(model_name: str, device: str = "cpu"):
         The model is neither bundled, a local directory, nor in the local
         Hugging Face cache.
     """
-    key = (model_name, device)
+    bundled = model_name in BUNDLED
+    key = ("all-MiniLM-L6-v2" if bundled else model_name, device)
     with _LOCK:
         if key in _MODELS:
             return _MODELS[key]
-        if model_name in BUNDLED:
+        if bundled:
             source = str(bundled_model_path())
         elif Path(model_name).expanduser().is_dir():
             source = str(Path(model_name).expanduser())
@@ -179,7 +180,8 @@ class LocalEmbedder:
     def __init__(self, model_name: str, *, dimensions=None, batch_size=None, device: str = "cpu"):
         if not isinstance(model_name, str) or not model_name:
             raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
-        self.model = model_name
+        # one cache key for the bundled model, however it was named
+        self.model = "all-MiniLM-L6-v2" if model_name in BUNDLED else model_name
         self.dimensions = dimensions
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         self.device = device

@@ -26,6 +26,7 @@ messages pass through :func:`redact`.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import os
@@ -138,42 +139,55 @@ def decode_embeddings(payload, n_inputs: int, expected_dim: int | None, *, where
         raise EmbeddingResponseError(f"{where}: no 'data' list in the response")
     if len(data) != n_inputs:
         raise EmbeddingResponseError(f"{where}: {len(data)} embeddings for {n_inputs} inputs")
-    rows: list = [None] * n_inputs
+    order: list = [None] * n_inputs
     for item in data:
         idx = item.get("index") if isinstance(item, dict) else None
         if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n_inputs:
             raise EmbeddingResponseError(f"{where}: item index {idx!r} is not in 0..{n_inputs - 1}")
-        if rows[idx] is not None:
+        if order[idx] is not None:
             raise EmbeddingResponseError(f"{where}: index {idx} appears twice (and another is missing)")
-        emb = item.get("embedding")
+        order[idx] = item.get("embedding")
+    if expected_dim is None:
+        expected_dim = _length(order[0], 0, where) if n_inputs else 0
+    out = np.empty((n_inputs, expected_dim), dtype=np.float32)
+    for idx, emb in enumerate(order):
         if isinstance(emb, str):
-            try:
-                raw = base64.b64decode(emb, validate=True)
-            except ValueError:
-                raise EmbeddingResponseError(f"{where}: item {idx} is not valid base64") from None
-            if len(raw) % 4:
-                raise EmbeddingResponseError(f"{where}: item {idx} has {len(raw)} bytes, not float32")
-            rows[idx] = np.frombuffer(raw, dtype="<f4")
+            raw = binascii.a2b_base64(emb) if len(emb) == 4 * -(-4 * expected_dim // 3) else b""
+            if len(raw) != 4 * expected_dim:
+                raise EmbeddingResponseError(f"{where}: item {idx} has {_length(emb, idx, where)} "
+                                             f"dimensions, expected {expected_dim}")
+            out[idx] = np.frombuffer(raw, dtype="<f4")
         elif isinstance(emb, list):
-            rows[idx] = np.asarray(emb, dtype=np.float64)
+            if len(emb) != expected_dim:
+                raise EmbeddingResponseError(f"{where}: item {idx} has {len(emb)} dimensions, "
+                                             f"expected {expected_dim}")
+            out[idx] = emb
         else:
             raise EmbeddingResponseError(f"{where}: item {idx} has no embedding")
-    dim = expected_dim if expected_dim is not None else rows[0].shape[0] if rows else 0
-    for idx, r in enumerate(rows):
-        if r.ndim != 1 or r.shape[0] != dim:
-            raise EmbeddingResponseError(f"{where}: item {idx} has {r.shape[0] if r.ndim else 0} "
-                                         f"dimensions, expected {dim}")
-    out = np.empty((n_inputs, dim), dtype=np.float32)
-    for idx, r in enumerate(rows):
-        out[idx] = r
-    if not np.isfinite(out).all():
-        bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
-        raise EmbeddingResponseError(f"{where}: item {bad} has NaN or inf values")
+    # one pass for both checks: a NaN or inf anywhere makes its row's squared norm non-finite
     norms = np.sqrt(np.einsum("ij,ij->i", out, out, dtype=np.float64))
+    if not np.isfinite(norms).all():
+        bad = int(np.flatnonzero(~np.isfinite(norms))[0])
+        raise EmbeddingResponseError(f"{where}: item {bad} has NaN or inf values")
     if n_inputs and norms.min() == 0:
         raise EmbeddingResponseError(f"{where}: item {int(np.argmin(norms))} is a zero vector")
-    out /= norms[:, None].astype(np.float32)
+    out *= (1.0 / norms).astype(np.float32)[:, None]
     return out
+
+
+def _length(emb, idx: int, where: str) -> int:
+    """Number of float32 values in one embedding (base64 string or list), checked."""
+    if isinstance(emb, list):
+        return len(emb)
+    if not isinstance(emb, str):
+        raise EmbeddingResponseError(f"{where}: item {idx} has no embedding")
+    try:
+        raw = base64.b64decode(emb, validate=True)
+    except ValueError:
+        raise EmbeddingResponseError(f"{where}: item {idx} is not valid base64") from None
+    if len(raw) % 4:
+        raise EmbeddingResponseError(f"{where}: item {idx} has {len(raw)} bytes, not float32 values")
+    return len(raw) // 4
 
 
 def resolve_api_key(api_key=None) -> str:
@@ -403,8 +417,11 @@ class OpenAIEmbedder:
         with self._count_lock:
             self.counters["requests"] += 1
         try:
+            # the inputs go in extra_body (which takes precedence over input=): the client's
+            # per-item type transform of 2048 strings would cost more than the request itself
             raw = self._client.embeddings.with_raw_response.create(
-                input=inputs, model=self.model, encoding_format="base64", **kwargs)
+                input="", model=self.model, encoding_format="base64", extra_body={"input": inputs},
+                **kwargs)
             body = raw.content
         except openai.APIStatusError as exc:
             self._raise_for_status(exc, where)

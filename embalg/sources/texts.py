@@ -20,7 +20,6 @@ anything is embedded.
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +68,7 @@ def read_texts(source) -> TextsFile:
     if suffix == ".parquet":
         result = _read_parquet(path)
     elif suffix == ".jsonl":
-        result = _parse_jsonl(path.read_bytes(), str(path))
+        result = _read_jsonl(path)
     else:
         result = _parse_txt(path.read_bytes(), str(path))
     if not result.texts:
@@ -103,26 +102,17 @@ def _parse_txt(data: bytes, name: str) -> TextsFile:
     return TextsFile(lines, list(range(1, len(lines) + 1)))
 
 
-def _parse_jsonl(data: bytes, name: str) -> TextsFile:
-    text = _decode(data, name)
+def _read_jsonl(path: Path) -> TextsFile:
+    from ..io.jsonl import iter_objects
+
     texts, ids = [], []
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{name} line {lineno} is not valid JSON ({exc.msg}); "
-                             "a truncated file?") from None
-        if not isinstance(obj, dict) or "text" not in obj:
-            raise ValueError(f"{name} line {lineno} has no \"text\" field; each line must be an "
-                             'object like {"id": 1, "text": "..."}')
+    for lineno, obj in iter_objects(path, "text", '{"id": 1, "text": "..."}'):
         t = obj["text"]
         if not isinstance(t, str) or not t:
-            raise ValueError(f"{name} line {lineno}: \"text\" must be a non-empty string, got {t!r:.60}")
+            raise ValueError(f"{path} line {lineno}: \"text\" must be a non-empty string, got {t!r:.60}")
         texts.append(t)
         ids.append(obj.get("id", lineno))
-    _check_ids(ids, name)
+    _check_ids(ids, str(path))
     return TextsFile(texts, ids)
 
 

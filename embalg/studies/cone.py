@@ -148,7 +148,13 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
     report : dict
         ``{"n", "d", "variants": {"raw": {...}, "centered": {...},
         "all_but_the_top": {...}}, "timing_s": {...}}`` plus the raw figures
-        lifted to the top level (``half_angle_deg``, ``mean_pairwise_cosine``, ...).
+        lifted to the top level (``half_angle_deg``, ``cone_width_deg``,
+        ``mean_pairwise_cosine``, ``min_pairwise_cosine``, ``anisotropy``,
+        ``isoscore``, ...). Each variant holds ``cosine_to_centroid`` (min,
+        quantiles, histogram), ``pairwise`` (all-pairs statistics, histogram,
+        closest and farthest pairs with their texts), ``anisotropy``, ``pca``,
+        ``rogue_dimensions``. The centroid vector itself is not inline: the
+        command writes it to ``centroid.npy``.
     arrays : dict
         Per variant, the arrays behind the plots.
 
@@ -200,6 +206,7 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
     report = {
         "n": int(n), "d": int(d),
         "definitions": DEFINITIONS,
+        "centroid": {"norm": raw["centroid_norm"], "file": "centroid.npy"},
         "centroid_norm": raw["centroid_norm"],
         "cosine_to_centroid_min": raw["cosine_to_centroid"]["min"],
         "half_angle_deg": raw["half_angle_deg"],
@@ -255,7 +262,9 @@ def write_cone(out, report, arrays, *, vectors=None, texts=None, save_vectors=Fa
     out.files.append("centroid.npy")
     files = {"centroid": "centroid.npy"}
     if save_vectors and vectors is not None:
-        save_npy(out.path("vectors.npy"), np.asarray(vectors, dtype=np.float32))
+        # a float32 memmap is written block by block by np.save, never copied into memory
+        save_npy(out.path("vectors.npy"), vectors if vectors.dtype == np.float32
+                 else np.asarray(vectors, dtype=np.float32))
         out.files.append("vectors.npy")
         files["vectors"] = "vectors.npy"
         if texts is not None:
@@ -315,11 +324,10 @@ def cone_markdown(report) -> str:
     """The human-readable report."""
     v = report["variants"]
     lines = [f"# Cone study: n = {report['n']}, d = {report['d']}", ""]
-    src = report.get("source")
-    if src:
-        lines += [f"Source: `{src}`", ""]
-    if report.get("command"):
-        lines += [f"Command: `{report['command']}`", ""]
+    if report.get("source"):
+        from .inputs import describe_source
+
+        lines += [f"Source: {describe_source(report['source'])}", ""]
     lines += ["| figure | " + " | ".join(_label(k, report) for k in VARIANTS) + " |",
               "|---|" + "---:|" * len(VARIANTS)]
 

@@ -4,8 +4,9 @@ Every study command takes the same source options (:func:`add_source_arguments`)
 
 * default: ``--n`` random strings of ``--kind`` (``ea.random_strings``, seeded by
   ``--seed``), embedded with ``--model`` (default the offline local model);
-* ``--texts FILE``: one text per line (``.txt``; blank lines are skipped) or a
-  ``.jsonl`` file whose objects hold a ``"text"`` field;
+* ``--texts FILE``: one text per line (``.txt``), a ``.jsonl`` file whose objects
+  hold a ``"text"`` field, or a ``.parquet`` file with a ``text`` column
+  (:func:`embalg.sources.texts.read_texts`);
 * ``--vectors FILE``: a ``.npy`` of shape (n, d), memory-mapped (any size). Texts
   are then optional and only label the rows (their count must equal ``n``).
   When ``--model`` is also given, the file's ``d`` must equal the model's
@@ -22,7 +23,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +43,8 @@ def add_source_arguments(p, *, n_default: int, random: bool = True, vectors: boo
                        help="kind of random string (default words: word salad from a real vocabulary)")
         g.add_argument("--seed", type=int, default=0, help="seed for the random strings and samples")
     g.add_argument("--texts", metavar="FILE",
-                   help="texts instead of random strings: .txt (one per line) or .jsonl ('text' field)")
+                   help="texts instead of random strings: .txt (one per line), .jsonl ('text' field) "
+                        "or .parquet ('text' column)")
     if vectors:
         g.add_argument("--vectors", metavar="FILE",
                        help="a .npy of vectors (n, d) instead of embedding; --texts then labels the rows")
@@ -69,39 +70,10 @@ def cache_option(args):
 
 
 def read_texts(path) -> list[str]:
-    """Texts from a ``.txt`` (one per line, blank lines skipped) or ``.jsonl`` (``"text"`` field).
+    """The texts of a ``.txt``/``.jsonl``/``.parquet`` file (see :func:`embalg.sources.texts.read_texts`)."""
+    from ..sources.texts import read_texts as read_texts_file
 
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        Not UTF-8, a JSONL line that is not an object with a string ``"text"``, or no texts.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such text file: {path}")
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    texts: list[str] = []
-    if path.suffix == ".jsonl":
-        for lineno, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise ValueError(f"{path}:{lineno} must be an object with a string 'text' field")
-            texts.append(obj["text"])
-    else:
-        texts = [line for line in raw.splitlines() if line.strip()]
-    if not texts:
-        raise ValueError(f"{path} holds no texts")
-    return texts
+    return read_texts_file(path).texts
 
 
 def embed_texts(texts, args, *, progress=None) -> np.ndarray:
@@ -202,3 +174,40 @@ def study_arguments(args) -> dict:
     keep = (str, int, float, bool, type(None), list, tuple)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(vars(args).items())
             if isinstance(v, keep) and k not in ("func",)}
+
+
+def describe_source(source: dict) -> str:
+    """One line for a report: where the vectors came from.
+
+    >>> describe_source({"random_strings": {"n": 5, "kind": "words", "seed": 0}, "d": 384,
+    ...                  "model": "local:all-MiniLM-L6-v2"})
+    '5 random strings (kind words, seed 0) embedded with local:all-MiniLM-L6-v2, d = 384'
+    """
+    if not source:
+        return "unknown"
+    if "vectors" in source:
+        s = f"vectors file {source['vectors']} ({source.get('n')} x {source.get('d')})"
+        return s + (f", texts from {source['texts']}" if source.get("texts") else "")
+    if "random_strings" in source:
+        r = source["random_strings"]
+        s = f"{r['n']} random strings (kind {r['kind']}, seed {r['seed']})"
+    else:
+        s = f"{source.get('n')} texts from {source.get('texts')}"
+    dims = f", dimensions {source['dimensions']}" if source.get("dimensions") else ""
+    return f"{s} embedded with {source.get('model')}{dims}, d = {source.get('d')}"
+
+
+def fresh_output(out_dir, *, force: bool):
+    """The study's :class:`~embalg.studies.report.StudyOutput`, checked before any work.
+
+    An existing non-empty directory is refused unless ``force``; when forced, a
+    previous ``report.json`` is removed first, so the directory never pairs an
+    old report with new plots if this run stops half-way.
+    """
+    from .report import StudyOutput
+
+    out = StudyOutput(out_dir, force=force)
+    old = out.path("report.json")
+    if force and old.exists():
+        old.unlink()
+    return out

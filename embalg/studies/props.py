@@ -152,10 +152,13 @@ def props_study(vectors, *, quantile: float = 0.01, seed: int = 0, operators=STU
 
 
 def props_markdown(report: dict) -> str:
+    from .inputs import describe_source
+
     rs = report["real_set"]
     q = rs["cone_quantile"]
     lines = [f"# Operator properties on real embeddings: n = {report['n']}, d = {report['d']}", "",
-             f"Model: `{report.get('model')}`; {report['n_triples']} operand triples, pool of "
+             f"Source: {describe_source(report.get('source', {}))}; {report['n_triples']} "
+             "operand triples, pool of "
              f"{report['pool']} real embeddings for nearest neighbours.", "",
              f"Real set: cosine to centroid min {rs['cone_min']:.4f} (half-angle "
              f"{rs['half_angle_deg']:.1f} deg), {q['q']:g} quantile {q['value']:.4f}; nearest "
