@@ -4,17 +4,19 @@ Texts are seeded ``random_strings(kind="words")`` (3-12 words, like the cone
 study). Each row is the median texts/s of ``ea.embed(..., cache=None)`` at one
 batch size, next to the peer (sentence-transformers' own ``encode`` with its
 default batch size 32, same texts, same process) and the issue's target of
-200 texts/s. The load row is a fresh interpreter importing torch and
-sentence-transformers and loading the model (what a CLI run pays once).
+200 texts/s. ``cpu_s`` is the process CPU time of the median run: on a shared
+machine the wall time moves with the load, texts per CPU second much less.
+The load rows are a fresh interpreter importing torch and sentence-transformers
+and loading the model (what a CLI run pays once), and a load in this process.
 Machines are shared: quote the ratios, not the raw figures.
 """
 from __future__ import annotations
 
+import os
+import statistics
 import subprocess
 import sys
 import time
-
-from common import median_time
 
 TARGET = 200.0  # texts/s, issue "Embedding sources"
 
@@ -23,10 +25,36 @@ _LOAD = ("import time; t = time.perf_counter(); "
          "print(time.perf_counter() - t)")
 
 
+_RATE = ("import sys, time; import embalg as ea; "
+         "texts = ea.random_strings(int(sys.argv[1]), kind='words', seed=0); "
+         "ea.embed(texts[:64], cache=None, progress=False); t = time.perf_counter(); "
+         "ea.embed(texts, cache=None, progress=False); print(len(texts) / (time.perf_counter() - t))")
+
+
+def fresh_rate(n: int, wait_policy: str) -> float:
+    """texts/s of ``ea.embed`` in a fresh interpreter with ``OMP_WAIT_POLICY=wait_policy``."""
+    env = {**os.environ, "OMP_WAIT_POLICY": wait_policy}
+    out = subprocess.run([sys.executable, "-c", _RATE, str(n)], capture_output=True, text=True,
+                         check=True, env=env)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def load_seconds() -> float:
     """Wall time of imports + model load in a fresh interpreter."""
     out = subprocess.run([sys.executable, "-c", _LOAD], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def timed(fn, *, repeat: int) -> tuple[float, float]:
+    """Median ``(wall, cpu)`` seconds of ``fn()`` after one warm-up call."""
+    fn()
+    runs = []
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        runs.append((time.perf_counter() - w, time.process_time() - c))
+    wall = statistics.median(r[0] for r in runs)
+    return wall, min(runs, key=lambda r: abs(r[0] - wall))[1]
 
 
 def rows(quick: bool = True) -> list[dict]:
@@ -39,31 +67,39 @@ def rows(quick: bool = True) -> list[dict]:
     t0 = time.perf_counter()
     model = load_model("all-MiniLM-L6-v2")
     warm_load = time.perf_counter() - t0
-    peer = median_time(lambda: model.encode(texts, show_progress_bar=False), repeat=repeat)
-    peer_rate = n / peer
-    out = [{"case": "fresh process: import + load", "batch_size": "", "n": "",
-            "seconds": load_seconds(), "texts_per_s": "", "vs_peer": "", "vs_target": ""},
-           {"case": "load in this process", "batch_size": "", "n": "", "seconds": warm_load,
-            "texts_per_s": "", "vs_peer": "", "vs_target": ""},
-           {"case": "peer: SentenceTransformer.encode", "batch_size": 32, "n": n, "seconds": peer,
-            "texts_per_s": peer_rate, "vs_peer": 1.0, "vs_target": peer_rate / TARGET}]
-    for bs in (32, 64, 128) if quick else (8, 16, 32, 64, 128, 256):
-        t = median_time(lambda: ea.embed(texts, cache=None, batch_size=bs, progress=False),
-                        repeat=repeat)
-        rate = n / t
-        out.append({"case": "ea.embed local", "batch_size": bs, "n": n, "seconds": t,
-                    "texts_per_s": rate, "vs_peer": rate / peer_rate, "vs_target": rate / TARGET})
-    if not quick:
-        import torch
+    import torch  # after load_model, which chooses the OpenMP wait policy before torch starts
+    load = os.getloadavg()[0]
 
+    def row(case, batch_size, wall, cpu, peer_rate=None):
+        rate = n / wall
+        return {"case": case, "batch_size": batch_size, "n": n, "threads": torch.get_num_threads(),
+                "seconds": wall, "cpu_s": cpu, "texts_per_s": rate, "texts_per_cpu_s": n / cpu,
+                "vs_peer": rate / peer_rate if peer_rate else 1.0, "vs_target": rate / TARGET,
+                "load_avg": load}
+
+    wall, cpu = timed(lambda: model.encode(texts, show_progress_bar=False), repeat=repeat)
+    peer_rate = n / wall
+    blank = dict.fromkeys(row("", "", 1.0, 1.0), "")
+    out = [{**blank, "case": "fresh process: import + load", "seconds": load_seconds(),
+            "load_avg": load},
+           {**blank, "case": "load in this process", "seconds": warm_load, "load_avg": load},
+           row("peer: SentenceTransformer.encode", 32, wall, cpu)]
+    for bs in (32, 64, 128) if quick else (8, 16, 32, 64, 128, 256):
+        wall, cpu = timed(lambda: ea.embed(texts, cache=None, batch_size=bs, progress=False),
+                          repeat=repeat)
+        out.append(row("ea.embed local", bs, wall, cpu, peer_rate))
+    if not quick:
         threads = torch.get_num_threads()
         for k in sorted({1, threads}):
             torch.set_num_threads(k)
-            t = median_time(lambda: ea.embed(texts, cache=None, progress=False), repeat=repeat)
-            out.append({"case": f"ea.embed local, {k} torch threads", "batch_size": "default",
-                        "n": n, "seconds": t, "texts_per_s": n / t, "vs_peer": n / t / peer_rate,
-                        "vs_target": n / t / TARGET})
+            wall, cpu = timed(lambda: ea.embed(texts, cache=None, progress=False), repeat=repeat)
+            out.append(row(f"ea.embed local, {k} torch threads", "default", wall, cpu, peer_rate))
         torch.set_num_threads(threads)
+        for policy in ("ACTIVE", "PASSIVE"):  # spinning vs sleeping OpenMP threads
+            rate = fresh_rate(n, policy)
+            out.append({**blank, "case": f"fresh process, OMP_WAIT_POLICY={policy}", "n": n,
+                        "threads": threads, "texts_per_s": rate, "vs_peer": rate / peer_rate,
+                        "vs_target": rate / TARGET, "load_avg": os.getloadavg()[0]})
     return out
 
 

@@ -21,6 +21,22 @@ D_APPLY = 1536
 D_PROC = 768
 
 
+def interleaved_medians(fns, *, repeat: int) -> list[float]:
+    """Median time of each of ``fns``, calling them in turn (a warm-up round first), so a
+    noisy shared machine slows all of them alike rather than whichever ran during a spike."""
+    import statistics
+    import time
+
+    times = [[] for _ in fns]
+    for rnd in range(repeat + 1):
+        for k, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            if rnd:
+                times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
 def _naive_apply(x, a, w, cm1, s):
     alpha = x @ a
     beta = x @ w
@@ -79,9 +95,9 @@ def procrustes_rows(n: int, repeat: int) -> list[dict]:
 
     X = unit_rows(n, D_PROC, seed=4, cone=0.5)
     Y = unit_rows(n, D_PROC, seed=5, cone=0.5) + 0.5 * X
-    t_ea = median_time(lambda: ea.procrustes(X, Y), repeat=repeat)
-    t_sp = median_time(lambda: orthogonal_procrustes(X, Y), repeat=repeat)
-    t_gemm = median_time(lambda: X.T @ Y, repeat=repeat)
+    t_ea, t_sp, t_gemm = interleaved_medians(
+        [lambda: ea.procrustes(X, Y), lambda: orthogonal_procrustes(X, Y), lambda: X.T @ Y],
+        repeat=repeat)
     flops = 2.0 * n * D_PROC * D_PROC
     gflops_gemm = flops / t_gemm / 1e9
     return [_row(f"procrustes {n}x{D_PROC} f32", t_ea, flops / t_ea / 1e9, "GFLOP/s (X^T Y)",

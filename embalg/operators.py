@@ -55,8 +55,9 @@ def _check_inputs(arrays, names):
     return xs, n, d, dtype, all_1d, xp
 
 
-def _batches(n: int, d: int, n_inputs: int):
-    rows = max(1, BATCH_BYTES // max(1, 8 * d * (n_inputs + 2)))
+def _batches(n: int, d: int, n_inputs: int, budget: int = BATCH_BYTES):
+    """Row slices whose float64 temporaries fit ``budget`` bytes (a backend may set its own)."""
+    rows = max(1, budget // max(1, 8 * d * (n_inputs + 2)))
     for start in range(0, n, rows):
         yield slice(start, min(n, start + rows))
 
@@ -81,7 +82,7 @@ def _apply(op, arrays, names, *, normalize=True, weights=None, eps=DEFAULT_EPS,
     result = xp.empty((n, d), dtype) if out is None else (out[None, :] if all_1d else out)
     w = np.ones(len(xs)) if weights is None else weights
     norms = np.empty(n, np.float64)
-    for sl in _batches(n, d, len(xs)):
+    for sl in _batches(n, d, len(xs), getattr(k, "BATCH_BYTES", BATCH_BYTES)):
         part = [a[sl] if a.shape[0] > 1 else a for a in xs]
         norms[sl] = _to_numpy(k.rowwise(op, tuple(part), result[sl], weights=w, eps=eps,
                                         normalize=normalize))

@@ -38,14 +38,21 @@ import types
 
 import numpy as np
 
-from .backends import kernels, resolve_backend
-from .validation import (as_vectors, broadcast_rows, check_finite, check_out, check_same_dim,
-                         compute_dtype)
+from .backends import is_cupy_array, kernels, resolve_backend
+from .validation import (array_namespace, as_vectors, broadcast_rows, check_finite, check_out,
+                         check_same_dim, compute_dtype)
 
 #: :meth:`Rotation.as_matrix` refuses more than this many matrix entries in total
 AS_MATRIX_MAX_ENTRIES = 1 << 24
 #: ... and dimensions above this
 AS_MATRIX_MAX_DIM = 4096
+
+
+def _host64(x2d):
+    """A float64 NumPy copy/view of checked vectors (CuPy arrays come to the host: planes live there)."""
+    if is_cupy_array(x2d):
+        x2d = x2d.get()
+    return np.asarray(x2d, dtype=np.float64)
 
 
 def _check_nonzero(x2d, name):
@@ -63,13 +70,14 @@ class _Plane:
 
     def __init__(self, u, w, cm1, s):
         self.u, self.w, self.cm1, self.s = u, w, cm1, s
-        self._cast = {np.dtype(np.float64): (u, w)}
+        self._cast = {("numpy", np.dtype(np.float64)): (u, w)}
 
-    def planes_as(self, dtype):
-        dtype = np.dtype(dtype)
-        if dtype not in self._cast:
-            self._cast[dtype] = (self.u.astype(dtype), self.w.astype(dtype))
-        return self._cast[dtype]
+    def planes_as(self, dtype, xp=np):
+        """``(u, w)`` in ``dtype`` as ``xp`` arrays (cast and moved once, then cached)."""
+        key = (xp.__name__, np.dtype(dtype))
+        if key not in self._cast:
+            self._cast[key] = (xp.asarray(self.u.astype(dtype)), xp.asarray(self.w.astype(dtype)))
+        return self._cast[key]
 
     def inverse(self):
         return _Plane(self.u, self.w, self.cm1, -self.s)
@@ -196,8 +204,10 @@ class Rotation:
             vector); a single rotation acts on every row.
         out : ndarray, optional
             Result array of the exact result shape and dtype (never cast); may be ``x``.
-        backend : {"auto", "numpy", "numba"}, optional
-            Defaults to the backend the rotation was built with.
+        backend : {"auto", "numpy", "numba", "cuda"}, optional
+            Defaults to the backend the rotation was built with. ``"cuda"``
+            takes NumPy arrays (copied to the GPU and back) or CuPy arrays
+            (computed on the device; ``"auto"`` picks it for CuPy input).
 
         Returns
         -------
@@ -224,14 +234,15 @@ class Rotation:
         dtype = compute_dtype(x2)
         squeeze = was_1d and self.single
         shape = (self.dim,) if squeeze else (n, self.dim)
-        check_out(out, shape, dtype, np)
-        res = np.empty((n, self.dim), dtype) if out is None else out.reshape(n, self.dim)
+        xp = array_namespace(x2)
+        check_out(out, shape, dtype, xp)
         name = resolve_backend(self.backend if backend is None else backend, x2,
                                n_elements=n * self.dim)
+        res = xp.empty((n, self.dim), dtype) if out is None else out.reshape(n, self.dim)
         k = kernels("rotation", name)
-        src = np.ascontiguousarray(x2, dtype=dtype)
+        src = xp.ascontiguousarray(x2, dtype=dtype)
         for i, st in enumerate(self._stages):
-            u, w = st.planes_as(dtype)
+            u, w = st.planes_as(dtype, xp)
             bad = k.apply_plane(src, u, w, st.cm1, st.s, res)
             if i == 0 and bad >= 0:
                 raise ValueError(f"x contains NaN or inf (first at row "
@@ -290,8 +301,9 @@ def rotation(v0, v1, *, backend="auto"):
     v0, v1 : array_like, shape (d,) or (n, d)
         Finite, non-zero vectors (float16/32/64). Row counts broadcast (n or 1).
         Two 1-D inputs give a single rotation; otherwise a batch of ``n``.
-    backend : {"auto", "numpy", "numba"}
-        Kernel backend for building the planes and for :meth:`Rotation.apply`.
+    backend : {"auto", "numpy", "numba", "cuda"}
+        Kernel backend for building the planes and for :meth:`Rotation.apply`
+        (the CUDA backend builds the planes on the host and applies on the GPU).
 
     Returns
     -------
@@ -328,12 +340,13 @@ def rotation(v0, v1, *, backend="auto"):
     if d < 2:
         raise ValueError(f"v0 and v1 have dimension d = {d}; rotations need d >= 2 (in one "
                          "dimension no rotation takes a vector to its negative)")
+    a, b = _host64(a), _host64(b)
     check_finite(a, "v0")
     check_finite(b, "v1")
     _check_nonzero(a, "v0")
     _check_nonzero(b, "v1")
-    a = np.broadcast_to(np.asarray(a, np.float64), (n, d))
-    b = np.broadcast_to(np.asarray(b, np.float64), (n, d))
+    a = np.broadcast_to(a, (n, d))
+    b = np.broadcast_to(b, (n, d))
     name = resolve_backend(backend, a, n_elements=n * d)
     u, w, cm1, s = kernels("rotation", name).plane_from_pairs(a, b)
     return Rotation([_Plane(u, w, cm1, s)], d, a1d and b1d, n, backend)

@@ -22,6 +22,9 @@ from . import elementwise_ops as ops
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
+#: the fused kernels make no temporaries: one batch for any size (see embalg.operators._batches)
+BATCH_BYTES = 1 << 62
+
 
 def _make_rowwise_kernel(op):
     """The compiled kernel of operator ``op`` (an int code): the one shared row driver.

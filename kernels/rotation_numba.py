@@ -19,6 +19,19 @@ from .rotation_numpy import RESIDUAL_TOL
 _FASTMATH = {"arcp", "contract", "afn", "reassoc"}
 
 
+@nb.njit(inline="always", cache=True, fastmath=_FASTMATH)
+def _remove_projection(u, w):
+    """``w -= (u . w) u`` for 1-D ``u``, ``w``; returns ``(u . w, |w|)`` (after the update)."""
+    p = 0.0
+    for j in range(w.shape[0]):
+        p += u[j] * w[j]
+    nrm = 0.0
+    for j in range(w.shape[0]):
+        w[j] -= p * u[j]
+        nrm += w[j] * w[j]
+    return p, math.sqrt(nrm)
+
+
 @nb.njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _plane_from_pairs(v0, v1, u, w, cm1, s, tol):
     n, d = v0.shape
@@ -30,46 +43,31 @@ def _plane_from_pairs(v0, v1, u, w, cm1, s, tol):
             n1 += v1[i, j] * v1[i, j]
         n0 = math.sqrt(n0)
         n1 = math.sqrt(n1)
-        c = 0.0
+        ui, wi = u[i], w[i]
         for j in range(d):
-            u[i, j] = v0[i, j] / n0
-            c += u[i, j] * (v1[i, j] / n1)
-        c2 = 0.0
-        for j in range(d):
-            w[i, j] = v1[i, j] / n1 - c * u[i, j]
-            c2 += u[i, j] * w[i, j]
-        rn = 0.0
-        for j in range(d):
-            w[i, j] -= c2 * u[i, j]
-            rn += w[i, j] * w[i, j]
-        rn = math.sqrt(rn)
+            ui[j] = v0[i, j] / n0
+            wi[j] = v1[i, j] / n1
+        c, _ = _remove_projection(ui, wi)          # first Gram-Schmidt pass
+        c2, rn = _remove_projection(ui, wi)        # second pass
         c += c2
         if rn > tol:
             for j in range(d):
-                w[i, j] /= rn
+                wi[j] /= rn
             theta = math.atan2(rn, c)
-        elif c > 0.0:
-            for j in range(d):
-                w[i, j] = 0.0
+        elif c > 0.0:                              # parallel: the identity
+            wi[:] = 0.0
             theta = 0.0
-        else:
+        else:                                      # antipodal: plane of a and e_k, k = argmin |a_k|
             k = 0
             for j in range(1, d):
-                if abs(u[i, j]) < abs(u[i, k]):
+                if abs(ui[j]) < abs(ui[k]):
                     k = j
+            wi[:] = 0.0
+            wi[k] = 1.0
+            _remove_projection(ui, wi)
+            _, en = _remove_projection(ui, wi)         # two passes, as in the reference
             for j in range(d):
-                w[i, j] = -u[i, k] * u[i, j]
-            w[i, k] += 1.0
-            p = 0.0
-            for j in range(d):
-                p += u[i, j] * w[i, j]
-            en = 0.0
-            for j in range(d):
-                w[i, j] -= p * u[i, j]
-                en += w[i, j] * w[i, j]
-            en = math.sqrt(en)
-            for j in range(d):
-                w[i, j] /= en
+                wi[j] /= en
             theta = math.pi
         cm1[i] = math.cos(theta) - 1.0
         s[i] = math.sin(theta)

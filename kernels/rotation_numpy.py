@@ -86,11 +86,11 @@ def apply_plane(x, u, w, cm1, s, out):
     xb = np.broadcast_to(x, (n, x.shape[1]))
     ub = np.broadcast_to(u, (n, u.shape[1]))
     wb = np.broadcast_to(w, (n, w.shape[1]))
-    alpha = np.einsum("ij,ij->i", xb, ub)
-    beta = np.einsum("ij,ij->i", xb, wb)
-    ku = (cm1 * alpha - s * beta).astype(out.dtype, copy=False)
-    kw = (cm1 * beta + s * alpha).astype(out.dtype, copy=False)
-    res = xb + ku[:, None] * ub + kw[:, None] * wb
-    out[...] = res
-    bad = ~np.isfinite(alpha + beta)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are reported below
+        alpha = np.einsum("ij,ij->i", xb, ub)
+        beta = np.einsum("ij,ij->i", xb, wb)
+        ku = (cm1 * alpha - s * beta).astype(out.dtype, copy=False)
+        kw = (cm1 * beta + s * alpha).astype(out.dtype, copy=False)
+        out[...] = xb + ku[:, None] * ub + kw[:, None] * wb
+        bad = ~np.isfinite(alpha + beta)
     return int(np.argmax(bad)) if bad.any() else -1

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import embalg as ea
 
-from conftest import make_vectors
+from embalg_testing import make_vectors
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -224,3 +224,9 @@ def test_cli_stats_and_export(tmp_path, capsys):
     assert all(np.array_equal(got[k], want[h]) for k, h in enumerate(t.column("text_sha256").to_pylist()))
     assert main(["cache", "--cache", str(tmp_path / "none.sqlite"), "stats"]) == 2
     assert main(["cache", "--cache", str(path), "export", "--out", str(tmp_path / "x.csv")]) == 2
+
+
+def test_new_cache_uses_large_pages(cache):
+    from embalg.sources.cache import PAGE_SIZE
+
+    assert cache._conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE

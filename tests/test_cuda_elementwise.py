@@ -15,10 +15,12 @@ NaN rows and error messages must match too.
   exercised; a few cases use the production block size.
 * ``@pytest.mark.gpu``: the same cases on a real GPU, once with CuPy arrays in
   and out and once with NumPy arrays; skipped with "no CUDA GPU" when none is
-  present (``bench/gpu_check.sh`` runs them on a lent GPU).
+  present (``bench/gpu_check.sh`` runs them on a lent GPU with ``EMBALG_REQUIRE_GPU=1``,
+  which turns that skip into a failure).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,17 +31,29 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from conftest import TOLERANCE, make_vectors  # noqa: E402
+
+def _tests_conftest():
+    # by path: a bare `import conftest` finds bench/conftest.py when both folders are collected
+    spec = importlib.util.spec_from_file_location("embalg_tests_conftest", HERE / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_conftest = _tests_conftest()
+TOLERANCE = _conftest.TOLERANCE
+make_vectors = _conftest.make_vectors
 
 #: the simulator runs threads as Python threads; a short GIL switch interval makes
 #: its busy-polled ``syncthreads`` barriers ~10x faster
 SIM_SWITCH_INTERVAL = 1e-4
 
-#: the simulator's default launch shape: 16 threads stride over d, 3 blocks stride over n
+#: the simulator's default launch shape: 16 threads stride over d, 3 blocks stride over n,
+#: rows up to 16 * 24 columns kept in registers
 SIM_BLOCK = 16
 SIM_MAX_BLOCKS = 3
+SIM_MAX_UNROLL = 24
 
 ROWS_FOR_D = {1: 33, 3: 17, 33: 9, 384: 5}
 
@@ -107,6 +121,16 @@ def _cases():
         d=33, order="F", broadcast=(2,))
     add(id="strided-rows-f64", op="hadamard", K=2, weights=None, dtype="f64", n=9, d=33,
         order="strided")
+    # rows longer than block * MAX_UNROLL: stored, then rescaled in a second pass
+    for op, K, w in [("hadamard", 2, None), ("nsum", 3, (0.5, -1.25, 2.0)),
+                     ("geomean_agree", 3, None), ("normalize", 1, None)]:
+        for dt in ("f32", "f64"):
+            add(id=f"two-pass-{op}-K{K}-{dt}", op=op, K=K, weights=w, dtype=dt, n=5, d=384,
+                max_unroll=2, broadcast=(0,) if K == 3 else ())
+    add(id="two-pass-unnormalized", op="hadamard", K=2, weights=None, dtype="f64", n=5, d=384,
+        max_unroll=3, normalize=False)
+    add(id="two-pass-nan", op="geomean_agree", K=2, weights=None, dtype="f32", n=9, d=33,
+        max_unroll=1, special="nan_inf")
     # launch shapes: production block, one-thread blocks, one block per row
     add(id="block128-d384", op="nsum", K=3, weights=(1.0, -2.0, 0.5), dtype="f32", n=3, d=384,
         block=128)
@@ -136,6 +160,8 @@ def _cases():
         d=33, special="cos_nan_zero")
     add(id="cosine-device-F", kind="cosine", op=None, K=2, weights=None, dtype="f32", n=9,
         d=33, order="F", device=True)
+    add(id="cosine-two-pass", kind="cosine", op=None, K=2, weights=None, dtype="f64", n=9,
+        d=384, max_unroll=2, special="cos_nan_zero")
     # the public API (embalg.operators._apply) with backend="cuda" on NumPy arrays
     for api, K, kw in [
         ("hadamard", 3, {}),
@@ -323,6 +349,7 @@ def _sim_main(path):
     for case in CASES:
         ec.BLOCK_THREADS = case.get("block", SIM_BLOCK)
         ec.MAX_BLOCKS = case.get("max_blocks", SIM_MAX_BLOCKS)
+        ec.MAX_UNROLL = case.get("max_unroll", SIM_MAX_UNROLL)
         put = cuda.to_device if case["device"] else (lambda a: a)
 
         def get(a):
@@ -336,6 +363,11 @@ def _sim_main(path):
         for k, v in res.items():
             if not isinstance(v, str):
                 arrays[f"{case['id']}/{k}"] = v
+    from embalg.kernels import elementwise_ops as ops
+
+    meta["__fold__"] = {"same_code": str(all(
+        twin.__code__ is orig.__code__ and twin is not orig
+        for twin, orig in ((ec._init, ops.init), (ec._step, ops.step), (ec._finish, ops.finish))))}
     np.savez(path, **arrays)
     Path(str(path) + ".json").write_text(json.dumps(meta))
 
@@ -365,14 +397,21 @@ def test_simulator_matches_reference(case_id, sim_results):
     check_case(CASE_BY_ID[case_id], got)
 
 
+def test_cuda_kernels_compile_the_cpu_fold(sim_results):
+    # one per-operator source: the CUDA fold runs the very code objects of elementwise_ops
+    assert sim_results["__fold__"]["same_code"] == "True"
+
+
 def test_simulator_run_covered_every_launch_shape():
     # the cases above must exercise a grid-stride loop (n > blocks), threads without
-    # columns (block > d) and several columns per thread (d > block)
-    shapes = [(c["n"], c["d"], c.get("block", SIM_BLOCK), c.get("max_blocks", SIM_MAX_BLOCKS))
-              for c in CASES if c["kind"] != "api"]
-    assert any(n > mb for n, d, b, mb in shapes)
-    assert any(b > d for n, d, b, mb in shapes)
-    assert any(d > 2 * b for n, d, b, mb in shapes)
+    # columns (block > d), several columns per thread (d > block), whole rows in
+    # registers and rows too long for them (two passes)
+    shapes = [(c["n"], c["d"], c.get("block", SIM_BLOCK), c.get("max_blocks", SIM_MAX_BLOCKS),
+               c.get("max_unroll", SIM_MAX_UNROLL)) for c in CASES if c["kind"] != "api"]
+    assert any(n > mb for n, d, b, mb, mu in shapes)
+    assert any(b > d for n, d, b, mb, mu in shapes)
+    assert any(d > 2 * b and d <= b * mu for n, d, b, mb, mu in shapes)
+    assert sum(d > b * mu for n, d, b, mb, mu in shapes) >= 8
     assert any(c.get("block") == 128 for c in CASES)
 
 
@@ -404,6 +443,8 @@ def _gpu_unavailable_reason():
 @pytest.fixture(scope="module")
 def gpu():
     reason = _gpu_unavailable_reason()
+    if reason and os.environ.get("EMBALG_REQUIRE_GPU") == "1":  # bench/gpu_check.sh sets it
+        pytest.fail(f"EMBALG_REQUIRE_GPU=1 but {reason}")
     if reason:
         pytest.skip(reason)
     import cupy as cp
@@ -425,7 +466,7 @@ def test_gpu_matches_reference(case_id, arrays, gpu):
 
 
 @pytest.mark.gpu
-def test_gpu_grid_stride_and_cupy_result_type(gpu, monkeypatch):
+def test_gpu_grid_stride_two_pass_and_cupy_result_type(gpu, monkeypatch):
     cp, ec = gpu
     import embalg as ea
 
@@ -438,6 +479,10 @@ def test_gpu_grid_stride_and_cupy_result_type(gpu, monkeypatch):
     np.testing.assert_allclose(cp.asnumpy(got), want, rtol=0, atol=TOLERANCE[np.float32])
     auto = ea.nsum(cp.asarray(x), cp.asarray(y))  # "auto" picks cuda for CuPy input
     assert isinstance(auto, cp.ndarray)
+    monkeypatch.setattr(ec, "MAX_UNROLL", 4)  # 1536 > 128 * 4: the two-pass path
+    got = ea.geomean(cp.asarray(x), cp.asarray(y), backend="cuda")
+    want = ea.geomean(x, y, backend="numpy")
+    np.testing.assert_allclose(cp.asnumpy(got), want, rtol=0, atol=TOLERANCE[np.float32])
 
 
 if __name__ == "__main__":

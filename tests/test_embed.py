@@ -260,3 +260,18 @@ def test_provider_rows_must_be_finite_unit_vectors(row, tmp_path):
         ea.embed(["a"], model=Bad(), cache=tmp_path / "c.sqlite")
     with EmbeddingCache(tmp_path / "c.sqlite") as cache:  # nothing bad was cached
         assert cache.get_many("stub", "hash", None, ["a"]) == {}
+
+
+def test_provider_check_runs_on_misses_before_any_call(tmp_path):
+    class Picky(CountingEmbedder):
+        def validate_texts(self, texts):
+            self.checked = list(texts)
+            if any(len(t) > 5 for t in texts):
+                raise ValueError("too long for this provider")
+
+    path = tmp_path / "c.sqlite"
+    ea.embed(["ab"], model=CountingEmbedder(), cache=path)
+    picky = Picky()
+    with pytest.raises(ValueError, match="too long"):
+        ea.embed(["ab", "cd", "much too long"], model=picky, cache=path)
+    assert picky.calls == 0 and picky.checked == ["cd", "much too long"]  # "ab" was cached

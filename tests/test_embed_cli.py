@@ -153,3 +153,31 @@ def test_batch_api_then_resume_and_ingest(tmp_path, monkeypatch, txt):
                      "--ingest-batch-output", str(output)]) == 0
         assert server.requests == 0
         np.testing.assert_array_equal(np.load(out2), v)
+
+
+def test_openai_long_text_needs_truncate(tmp_path, monkeypatch, capsys):
+    from fake_openai_server import FakeOpenAI
+
+    long_txt = tmp_path / "long.txt"
+    long_txt.write_text("short text\n" + "word " * 9000 + "\n")
+    with FakeOpenAI(api_key="sk-cli-long-0123456789") as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-long-0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        base = ["embed", str(long_txt), "--model", "openai:text-embedding-3-small", "--no-cache",
+                "--out", str(tmp_path / "v.npy")]
+        assert main(base) == 2
+        assert "8191" in capsys.readouterr().err and server.requests == 0
+        assert main([*base, "--truncate"]) == 0
+        assert np.load(tmp_path / "v.npy").shape == (2, 1536)
+        assert main([*base, "--chunk-average", "--force"]) == 0
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_ids_carried_from_jsonl_and_parquet_inputs(tmp_path, fmt):
+    src = tmp_path / f"in.{fmt}"
+    ids, texts = ["doc-a", "doc-b"], ["rain again", "a dog barked"]
+    ea.save_vectors(src, np.eye(2, dtype=np.float32), ids=ids, texts=texts)  # has id + text columns
+    out = tmp_path / "v.parquet"
+    assert main(["embed", str(src), "--out", str(out), "--no-cache"]) == 0
+    table = load_vector_table(out)
+    assert table.ids == ids and table.texts == texts and table.vectors.shape == (2, 384)

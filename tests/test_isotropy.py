@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import embalg as ea
 from embalg.io import open_npy, save_npy
@@ -218,3 +220,23 @@ def test_bad_rows_named():
         iso.cosine_to_centroid(np.eye(2), np.zeros(2))
     with pytest.raises(ValueError, match="shape"):
         iso.cosine_to_centroid(np.eye(2), np.ones(3))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(3, 40), d=st.integers(2, 12), seed=st.integers(0, 2**31 - 1),
+       spread=st.floats(0.1, 5.0))
+def test_figures_invariant_under_rotation_and_row_scaling(n, d, seed, spread):
+    rng = np.random.default_rng(seed)
+    x = cone_set(n, d, spread=spread, seed=seed)
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    y = (x @ q.T) * rng.uniform(0.5, 3.0, (n, 1))          # rotate, rescale rows
+    mx, my = iso.set_moments(x, progress=False), iso.set_moments(y, progress=False)
+    assert iso.mean_pairwise_cosine(my) == pytest.approx(iso.mean_pairwise_cosine(mx), abs=1e-9)
+    hx = iso.cone_angles(iso.cosine_to_centroid(x, mx.mean, progress=False))["half_angle_deg"]
+    hy = iso.cone_angles(iso.cosine_to_centroid(y, my.mean, progress=False))["half_angle_deg"]
+    assert hy == pytest.approx(hx, abs=1e-5)
+    wx, wy = mx.eigh()[0], my.eigh()[0]
+    np.testing.assert_allclose(wy, wx, atol=1e-10)
+    if wx.sum() > 1e-12:
+        assert iso.isoscore_from_variances(wy) == pytest.approx(iso.isoscore_from_variances(wx),
+                                                                abs=1e-6)

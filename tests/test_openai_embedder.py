@@ -288,3 +288,9 @@ def test_estimate_cost():
 def test_empty_input_sends_nothing(server):
     make(server).embed_texts([], lambda i, v: pytest.fail("no results expected"), progress=False)
     assert server.requests == 0
+
+
+def test_validate_reports_billed_tokens(server):
+    long = "word " * 9000
+    assert make(server, truncate="truncate").validate_texts(["hi", long]).tolist() == [1, 8191]
+    assert make(server, truncate="chunk_average").validate_texts(["hi", long]).tolist() == [1, 9001]  # trailing space

@@ -5,7 +5,7 @@ import pytest
 import embalg as ea
 from embalg.kernels import elementwise_numpy as ref
 
-from conftest import TOLERANCE, make_vectors
+from embalg_testing import TOLERANCE, make_vectors
 
 BINARY = {
     "hadamard": (lambda x, y, **k: ea.hadamard(x, y, **k), "hadamard", {}),
@@ -140,6 +140,16 @@ def test_half_precision_inputs_compute_in_float32(backend):
     np.testing.assert_allclose(got, expected("hadamard", (x, y)), atol=2e-6, rtol=0)
 
 
+def test_bfloat16_inputs_compute_in_float32(backend):
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 needs ml_dtypes (in the test extra)")
+    x = make_vectors(10, 64, seed=11).astype(ml_dtypes.bfloat16)
+    y = make_vectors(10, 64, seed=12).astype(ml_dtypes.bfloat16)
+    got = ea.geomean(x, y, backend=backend)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected("geomean_signed", (x.astype(np.float64), y.astype(np.float64))),
+                               atol=2e-6, rtol=0)
+
+
 def test_mixed_float32_float64_promotes(backend):
     x = make_vectors(5, 8, seed=1).astype(np.float32)
     y = make_vectors(5, 8, seed=2)
@@ -162,9 +172,10 @@ def test_out_is_written_in_place_and_inputs_untouched(backend):
 def test_batches_split_and_agree(monkeypatch, backend):
     from embalg import operators
 
-    monkeypatch.setattr(operators, "BATCH_BYTES", 8 * 64 * 4 * 7)  # 7 rows per batch
-    calls = []
     k = __import__(f"embalg.kernels.elementwise_{backend}", fromlist=["rowwise"])
+    monkeypatch.setattr(operators, "BATCH_BYTES", 8 * 64 * 4 * 7)  # 7 rows per batch
+    monkeypatch.setattr(k, "BATCH_BYTES", 8 * 64 * 4 * 7, raising=False)
+    calls = []
     orig = k.rowwise
 
     def counting(*a, **kw):

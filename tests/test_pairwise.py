@@ -86,7 +86,7 @@ def check_stats(st, x, y=None, *, bins, rng=(-1.0, 1.0), topk=0, threshold=None,
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("tile", [1, 2, 7, 16, 33, 64, 200])
 def test_self_pairs_match_dense_for_many_tile_sizes(backend, tile):
-    x = rows(61, 24, seed=tile, cone=0.8)
+    x = rows(29 if tile <= 2 else 61, 24, seed=tile, cone=0.8)
     st = ea.pairwise_stats(x, bins=37, topk=3, threshold=0.6, tile=tile, backend=backend)
     check_stats(st, x, bins=37, topk=3, threshold=0.6)
 
@@ -118,7 +118,7 @@ def test_precisions_and_dtypes(backend, precision, dtype):
 
 def test_float32_deviation_from_float64_is_small():
     """The docstring's measured deviation: float32 tiles within ~1e-7 of float64."""
-    x = rows(400, 1536, seed=4, cone=1.0).astype(np.float32)
+    x = rows(300, 1536, seed=4, cone=1.0).astype(np.float32)
     c32 = pw.cosine_matrix(x)
     c64 = pw.cosine_matrix(x.astype(np.float64))
     assert np.max(np.abs(c32 - c64)) < 5e-7
@@ -186,17 +186,18 @@ def test_forced_many_tiles_prove_chunking(backend, monkeypatch):
 
     monkeypatch.setattr(pw, "reduce_tile", spy)
     x = rows(100, 512, seed=5, cone=0.3)
-    # 0.5 MiB of working memory for d = 512 float32: tiles of well under 100 rows
-    st = ea.pairwise_stats(x, bins=100, topk=2, working_memory=0.5, backend=backend)
+    # 0.2 MiB of working memory for d = 512 float64: tiles of ~24 rows
+    st = ea.pairwise_stats(x, bins=100, topk=2, working_memory=0.2, backend=backend,
+                           precision="float64")
     assert len(seen) > 3
     side = max(max(shape) for _, _, shape in seen)
     assert side < 100
-    assert side * side + 2 * side * 512 <= 0.5 * 2**20 / 4
+    assert side * side + 2 * side * 512 <= 0.2 * 2**20 / 8
     n_blocks = -(-100 // side)
     assert len(seen) == n_blocks * (n_blocks + 1) // 2  # upper triangle of tiles only
     assert all(i0 <= j0 for i0, j0, _ in seen)
     monkeypatch.setattr(pw, "reduce_tile", real)
-    whole = ea.pairwise_stats(x, bins=100, topk=2, tile=100, backend=backend)
+    whole = ea.pairwise_stats(x, bins=100, topk=2, tile=100, backend=backend, precision="float64")
     np.testing.assert_array_equal(st.counts, whole.counts)
     np.testing.assert_array_equal(st.topk_indices, whole.topk_indices)
     assert st.mean == pytest.approx(whole.mean, abs=1e-12)
@@ -208,10 +209,9 @@ def test_tile_schedule_covers_each_pair_once():
     for n, t in [(10, 3), (9, 3), (1, 5), (0, 2), (17, 1)]:
         seen = np.zeros((n, n), int)
         for i0, i1, j0, j1 in pw.tile_schedule(n, None, t):
-            assert i0 <= j0
+            assert (i0, i1) == (j0, j1) or i1 <= j0  # diagonal tiles or strictly above
             seen[i0:i1, j0:j1] += 1
-        assert np.all(np.triu(seen, 1)[np.triu_indices(n, 1)] == 1)
-        assert np.all(np.tril(seen, -1) == 0)
+        assert np.all(seen[np.triu_indices(n, 1)] == 1)
     cover = np.zeros((7, 11), int)
     for i0, i1, j0, j1 in pw.tile_schedule(7, 11, 4):
         cover[i0:i1, j0:j1] += 1

@@ -76,7 +76,7 @@ def test_vectors_dimension_must_match_model(tmp_path, cache, capsys):
 
 
 def test_long_texts_are_truncated_by_the_local_model(tmp_path, cache):
-    long = " ".join(["embedding"] * 2000)            # far over 256 word pieces
+    long = " ".join(["embedding"] * 600)             # over 256 word pieces
     (tmp_path / "t.txt").write_text("\n".join([long, "short text", "another one", "blue ball"]))
     assert main(["cone", "--texts", str(tmp_path / "t.txt"), "--out", str(tmp_path / "o"),
                  "--cache", cache, "--bins", "50"]) == 0

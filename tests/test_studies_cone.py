@@ -173,3 +173,29 @@ def test_forced_run_that_fails_leaves_no_stale_report(tmp_path, capsys):
     assert main(["cone", "--vectors", str(tmp_path / "bad.npy"), "--out", str(out), "--force"]) == 2
     assert "row 17" in capsys.readouterr().err
     assert not (out / "report.json").exists()      # no old report beside a new, partial run
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_cli_vector_table_files_bring_their_texts(tmp_path, suffix):
+    from embalg.io import save_vectors
+
+    x = cone_vectors(25, 8, spread=1.0, seed=5)
+    texts = [f"row {i}" for i in range(25)]
+    save_vectors(tmp_path / f"v{suffix}", x, texts=texts)
+    assert main(["cone", "--vectors", str(tmp_path / f"v{suffix}"), "--out", str(tmp_path / "o"),
+                 "--bins", "50"]) == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    far = rep["variants"]["raw"]["pairwise"]["farthest_pair"]
+    assert far["text_i"] == texts[far["i"]] and far["text_j"] == texts[far["j"]]
+
+
+def test_study_modules_import_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, embalg.studies.cone, embalg.studies.compose, embalg.studies.props, "
+            "embalg.studies.isotropy, embalg.studies.inputs, embalg.cli; embalg.cli.build_parser(); "
+            "print([m for m in ('torch', 'sentence_transformers', 'pyarrow', 'openai', "
+            "'matplotlib', 'numba') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

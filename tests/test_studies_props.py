@@ -104,3 +104,11 @@ def test_bad_input():
     x[3] = 0
     with pytest.raises(ValueError, match="row 3"):
         pr.props_study(x)
+
+
+def test_large_sets_are_sampled():
+    x = cone_vectors(300, 8, spread=1.0, seed=5)
+    rep, _ = pr.props_study(x, max_rows=40, seed=1)
+    assert rep["n"] == 40 and rep["sampled_from"] == 300 and rep["n_triples"] == 10
+    rep, _ = pr.props_study(x[:40], max_rows=40)
+    assert rep["sampled_from"] is None

@@ -4,7 +4,7 @@ import pytest
 
 import embalg as ea
 
-from conftest import make_vectors
+from embalg_testing import make_vectors
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

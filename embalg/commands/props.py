@@ -14,6 +14,8 @@ def register(sub) -> None:
     add_source_arguments(p, n_default=2000)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite files in an existing DIR")
+    p.add_argument("--max-rows", type=int, default=20000, metavar="N",
+                   help="measure larger sets on a seeded sample of N rows (default 20000)")
     p.add_argument("--quantile", type=float, default=0.01,
                    help="the cone's edge as a quantile of the real set's cosine to its centroid "
                         "(default 0.01; 'leaves cone' always uses the minimum)")
@@ -24,12 +26,14 @@ def run(args) -> int:
 
     from ..studies.inputs import fresh_output, load_input, study_arguments
     from ..studies.props import props_figures, props_markdown, props_study
+    from ..validation import check_positive_int
 
     t_start = time.perf_counter()
     out = fresh_output(args.out, force=args.force)
     data = load_input(args, min_rows=8)
     t0 = time.perf_counter()
-    report, arrays = props_study(data.vectors, quantile=args.quantile,
+    check_positive_int(args.max_rows, "--max-rows")
+    report, arrays = props_study(data.vectors, quantile=args.quantile, max_rows=args.max_rows,
                                  seed=getattr(args, "seed", 0))
     stats_s = time.perf_counter() - t0
     report.update(model=data.model, source=data.source, arguments=study_arguments(args))

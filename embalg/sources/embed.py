@@ -168,9 +168,12 @@ def embed(texts, *, model=DEFAULT_MODEL, dimensions=None, cache=DEFAULT_CACHE, b
     Notes
     -----
     Each distinct text is embedded once: duplicates share one provider call
-    and one cache entry. Cache entries are keyed by (provider, model,
-    dimensions, SHA-256 of the text), and each provider batch is committed as
-    soon as it arrives.
+    and one cache entry. Local models truncate texts longer than their
+    ``max_seq_length`` (256 word pieces for all-MiniLM-L6-v2; the count is
+    logged at INFO); OpenAI models refuse inputs over 8191 tokens unless the
+    provider was made with ``truncate="truncate"`` or ``"chunk_average"``.
+    Cache entries are keyed by (provider, model, dimensions, SHA-256 of the
+    text), and each provider batch is committed as soon as it arrives.
 
     Raises
     ------
@@ -226,11 +229,6 @@ def _embed_checked(embedder, texts: list[str], cache, progress, cost) -> np.ndar
                           count=len(texts))
     unique = list(first)
     del first
-    tokens = embedder.validate_texts(unique)
-    if tokens is not None:
-        tokens = np.asarray(tokens, dtype=np.int64)
-        if tokens.shape != (len(unique),):
-            tokens = None
     if len(unique) < len(texts):
         logger.info("%d texts, %d distinct: each distinct text is embedded once",
                     len(texts), len(unique))
@@ -253,8 +251,15 @@ def _embed_checked(embedder, texts: list[str], cache, progress, cost) -> np.ndar
         else:
             misses = np.arange(len(unique))
         miss_texts = [unique[i] for i in misses]
-        if tokens is not None and miss_texts:
-            total = int(tokens[misses].sum())
+        # the provider's own checks (e.g. token limits) run on what it will be sent, before
+        # anything is sent; OpenAI returns token counts, shown on the progress bar
+        tokens = embedder.validate_texts(miss_texts) if miss_texts else None
+        if tokens is not None:
+            tokens = np.asarray(tokens, dtype=np.int64)
+            if tokens.shape != (len(miss_texts),):
+                tokens = None
+        if tokens is not None:
+            total = int(tokens.sum())
             logger.info("%d distinct texts to embed, %d tokens%s", len(miss_texts), total,
                         f", estimated ${cost(total):.4f}" if cost is not None else "")
         sent = [0]
@@ -275,7 +280,7 @@ def _embed_checked(embedder, texts: list[str], cache, progress, cost) -> np.ndar
             out.put(targets, rows)
             bar.update(int(counts[targets].sum()))
             if tokens is not None:
-                sent[0] += int(tokens[targets].sum())
+                sent[0] += int(tokens[indices].sum())
                 info = {"tokens": sent[0]}
                 if cost is not None:
                     info["cost"] = f"${cost(sent[0]):.4f}"

@@ -13,10 +13,15 @@ all-MiniLM-L6-v2) are truncated by the model: only the beginning of such a text
 is embedded. How many were truncated is logged at INFO level.
 
 torch and sentence-transformers are imported on first use, and each loaded
-model is kept for the life of the process.
+model is kept for the life of the process. torch uses every core the process
+may run on (unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set), and,
+when embalg is the first to import torch, ``OMP_WAIT_POLICY=PASSIVE`` (unless
+set): on a shared, busy machine spinning OpenMP threads made two-thread
+inference about four times slower than one thread, sleeping ones do not.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -27,6 +32,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ..validation import check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +101,10 @@ def _import_sentence_transformers():
     _unshadow_hf_kernels()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if "torch" not in sys.modules:
+        # Idle OpenMP threads sleep instead of spinning: on a busy shared machine spinning
+        # threads made 2-thread inference ~4x slower than 1 thread (see bench/bench_embed.py).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -113,6 +124,23 @@ def _set_threads(torch) -> None:
         cores = os.cpu_count() or 1
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Hide transformers' "Loading weights" bar while a model loads (our bar is the progress)."""
+    try:
+        from transformers.utils import logging as tlog
+    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
+        yield
+        return
+    was_enabled = tlog.is_progress_bar_enabled()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            tlog.enable_progress_bar()
 
 
 def load_model(model_name: str, device: str = "cpu"):
@@ -139,7 +167,8 @@ def load_model(model_name: str, device: str = "cpu"):
         _set_threads(torch)
         t0 = time.perf_counter()
         try:
-            model = SentenceTransformer(source, device=device)
+            with _quiet_transformers():
+                model = SentenceTransformer(source, device=device)
         except Exception as exc:
             raise ModelNotAvailableError(
                 f"local model {model_name!r} is not available offline ({type(exc).__name__}: "
@@ -182,8 +211,9 @@ class LocalEmbedder:
             raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
         # one cache key for the bundled model, however it was named
         self.model = "all-MiniLM-L6-v2" if model_name in BUNDLED else model_name
-        self.dimensions = dimensions
-        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.dimensions = None if dimensions is None else check_positive_int(dimensions, "dimensions")
+        self.batch_size = (DEFAULT_BATCH_SIZE if batch_size is None
+                           else check_positive_int(batch_size, "batch_size"))
         self.device = device
 
     def validate_texts(self, texts) -> None:

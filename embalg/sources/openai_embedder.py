@@ -295,9 +295,15 @@ class OpenAIEmbedder:
 
     # -- checks ----------------------------------------------------------------------
     def validate_texts(self, texts) -> np.ndarray:
-        """Check ``texts`` before any request; return their token counts (see
-        :func:`~embalg.sources.packing.validate_texts`)."""
-        return validate_texts(texts, truncate=self.truncate, max_tokens=MAX_TOKENS_PER_INPUT)
+        """Check ``texts`` before any request; return the tokens each will be billed for.
+
+        See :func:`~embalg.sources.packing.validate_texts` for the checks. With
+        ``truncate="truncate"`` a long text counts 8191 tokens (what is sent).
+        """
+        counts = validate_texts(texts, truncate=self.truncate, max_tokens=MAX_TOKENS_PER_INPUT)
+        if self.truncate == "truncate":
+            np.minimum(counts, MAX_TOKENS_PER_INPUT, out=counts)
+        return counts
 
     # -- the job -----------------------------------------------------------------------
     def embed_texts(self, texts, on_result, progress=None) -> None:
@@ -325,7 +331,7 @@ class OpenAIEmbedder:
         EmbeddingResponseError
             A response failed its checks.
         """
-        counts = self.validate_texts(texts)
+        counts = validate_texts(texts, truncate=self.truncate, max_tokens=MAX_TOKENS_PER_INPUT)
         if len(texts) == 0:
             return
         plan = plan_inputs(texts, counts, self.truncate)
@@ -452,7 +458,8 @@ class OpenAIEmbedder:
     def _raise_for_status(self, exc, where: str):
         status = exc.status_code
         message = redact(_error_message(exc), self._key)
-        if status == 400 and "max_tokens_per_request" in message:
+        if status == 400 and ("max_tokens_per_request" in message
+                              or "tokens per request" in message.lower()):
             raise _SplitRequest() from None
         if status in _RETRY_STATUS or status >= 500:
             after = retry_after_seconds(exc.response.headers)

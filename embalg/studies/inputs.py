@@ -7,8 +7,10 @@ Every study command takes the same source options (:func:`add_source_arguments`)
 * ``--texts FILE``: one text per line (``.txt``), a ``.jsonl`` file whose objects
   hold a ``"text"`` field, or a ``.parquet`` file with a ``text`` column
   (:func:`embalg.sources.texts.read_texts`);
-* ``--vectors FILE``: a ``.npy`` of shape (n, d), memory-mapped (any size). Texts
-  are then optional and only label the rows (their count must equal ``n``).
+* ``--vectors FILE``: a vector file (:func:`embalg.io.load_vector_table`): a ``.npy``
+  of shape (n, d), memory-mapped (any size), or a ``.parquet``/``.jsonl`` file,
+  whose texts and model name are used when present. Texts are optional and only
+  label the rows (``--texts`` overrides the file's; the count must equal ``n``).
   When ``--model`` is also given, the file's ``d`` must equal the model's
   dimension (checked by embedding one probe text), so a study never mixes
   vectors of two models.
@@ -47,7 +49,8 @@ def add_source_arguments(p, *, n_default: int, random: bool = True, vectors: boo
                         "or .parquet ('text' column)")
     if vectors:
         g.add_argument("--vectors", metavar="FILE",
-                       help="a .npy of vectors (n, d) instead of embedding; --texts then labels the rows")
+                       help="a vector file (.npy memory-mapped, .parquet or .jsonl) instead of embedding; "
+                            "--texts (or the file's texts) label the rows")
     g.add_argument("--model", default=None,
                    help=f"embedding model (default {DEFAULT_MODEL}; 'openai:text-embedding-3-small' "
                         "needs OPENAI_API_KEY)")
@@ -117,20 +120,22 @@ def load_input(args, *, min_rows: int = 2, progress=None) -> StudyInput:
     texts = read_texts(args.texts) if args.texts else None
     vectors_path = getattr(args, "vectors", None)
     if vectors_path:
-        from ..io import open_npy
+        from ..io import load_vector_table
 
-        x = open_npy(vectors_path)
-        if x.ndim != 2:
-            raise ValueError(f"{vectors_path} holds shape {x.shape}; --vectors needs (n, d)")
+        table = load_vector_table(vectors_path)
+        x = table.vectors
         _check_rows(x.shape[0], min_rows, f"--vectors {vectors_path}")
         if texts is not None and len(texts) != x.shape[0]:
             raise ValueError(f"--texts {args.texts} has {len(texts)} texts but --vectors "
                              f"{vectors_path} has {x.shape[0]} rows; they must match row for row")
+        if texts is None and table.texts is not None:
+            texts = [str(t) for t in table.texts]
         if args.model:
             check_model_dimension(x.shape[1], args, what=f"--vectors {vectors_path}")
-        return StudyInput(vectors=x, texts=texts, model=args.model,
+        model = args.model or table.model
+        return StudyInput(vectors=x, texts=texts, model=model,
                           source={"vectors": str(vectors_path), "texts": args.texts,
-                                  "n": int(x.shape[0]), "d": int(x.shape[1])})
+                                  "n": int(x.shape[0]), "d": int(x.shape[1]), "model": model})
     if texts is not None:
         source = {"texts": str(args.texts), "n": len(texts)}
     else:

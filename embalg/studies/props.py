@@ -95,7 +95,7 @@ def _algebra(name, x, y, z, reference) -> dict:
 
 
 def props_study(vectors, *, quantile: float = 0.01, seed: int = 0, operators=STUDY_OPERATORS,
-                progress=None):
+                max_rows: int = 20_000, progress=None):
     """Measure the operators' algebra and closure on a set of real embeddings.
 
     Parameters
@@ -106,7 +106,10 @@ def props_study(vectors, *, quantile: float = 0.01, seed: int = 0, operators=STU
         The cone's edge for ``below_quantile`` (default the real set's 1% quantile of
         cosine to the centroid; ``leaves_cone`` always uses the minimum).
     seed : int
-        Seed of the operand/pool split.
+        Seed of the operand/pool split (and of the row sample).
+    max_rows : int
+        Larger sets (e.g. a memory-mapped file of millions of rows) are measured
+        on a seeded sample of this many rows, held in memory as float64.
 
     Returns
     -------
@@ -117,6 +120,11 @@ def props_study(vectors, *, quantile: float = 0.01, seed: int = 0, operators=STU
     x_all = iso.check_vector_set(vectors, "vectors", min_rows=8)
     if not 0 <= quantile < 1:
         raise ValueError(f"quantile must be in [0, 1), got {quantile}")
+    sampled_from = None
+    if x_all.shape[0] > max_rows:
+        sampled_from = int(x_all.shape[0])
+        rows = np.sort(np.random.default_rng(seed).choice(sampled_from, max_rows, replace=False))
+        x_all = x_all[rows]
     n, d = x_all.shape
     unit = np.vstack([b for _, b in iso.iter_unit_blocks(x_all, progress=False)])
     moments = iso.set_moments(unit, progress=False)
@@ -140,7 +148,8 @@ def props_study(vectors, *, quantile: float = 0.01, seed: int = 0, operators=STU
         ops[name] = fields
         arrays[name] = {"cos_to_centroid": cos_c, "nearest": nn}
     report = {
-        "n": int(n), "d": int(d), "n_triples": int(m), "pool": int(n - 3 * m),
+        "n": int(n), "d": int(d), "sampled_from": sampled_from,
+        "n_triples": int(m), "pool": int(n - 3 * m),
         "real_set": {"cosine_to_centroid": _summary(real_cos), "cone_min": cone_min,
                      "cone_quantile": {"q": quantile, "value": cone_q},
                      "half_angle_deg": iso.cone_angles(real_cos)["half_angle_deg"],
@@ -156,10 +165,12 @@ def props_markdown(report: dict) -> str:
 
     rs = report["real_set"]
     q = rs["cone_quantile"]
+    sample = (f" (a seeded sample of {report['n']} of its {report['sampled_from']} rows)"
+              if report.get("sampled_from") else "")
     lines = [f"# Operator properties on real embeddings: n = {report['n']}, d = {report['d']}", "",
-             f"Source: {describe_source(report.get('source', {}))}; {report['n_triples']} "
-             "operand triples, pool of "
-             f"{report['pool']} real embeddings for nearest neighbours.", "",
+             f"Source: {describe_source(report.get('source', {}))}{sample}; "
+             f"{report['n_triples']} operand triples, pool of {report['pool']} real embeddings "
+             "for nearest neighbours.", "",
              f"Real set: cosine to centroid min {rs['cone_min']:.4f} (half-angle "
              f"{rs['half_angle_deg']:.1f} deg), {q['q']:g} quantile {q['value']:.4f}; nearest "
              f"real neighbour cosine median {rs['nearest_real_cosine']['quantiles']['0.5']:.4f}.", "",

@@ -422,7 +422,7 @@ def report_markdown(report: dict) -> str:
     lines += ["## Verdict", ""]
     for kind, v in report["verdict"].items():
         lines.append(f"- {kind}: best {v['best_method']} ({v['best_mean_cosine']:.4f}); a single "
-                     f"rotation {'beats' if v['single_rotation_beats_baselines'] else 'does not beat'} "
+                     f"plane rotation {'beats' if v['single_rotation_beats_baselines'] else 'does not beat'} "
                      f"the baselines ({v['best_single_rotation_mean_cosine']:.4f} vs "
                      f"{v['best_baseline_mean_cosine']:.4f})")
     return "\n".join(lines) + "\n"
