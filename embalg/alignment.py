@@ -202,8 +202,8 @@ def _sum_squares(X) -> float:
     total = 0.0
     xp = array_namespace(X)
     for start in range(0, X.shape[0], 65536):
-        blk = X[start:start + 65536]
-        total += float(xp.einsum("ij,ij->", blk, blk, dtype=xp.float64))
+        blk = X[start:start + 65536].astype(xp.float64)
+        total += float((blk * blk).sum())
     return total
 
 
@@ -263,8 +263,9 @@ def procrustes(X, Y, *, scale=False) -> AlignmentMap:
     need = min(d1, d2)
     if rank < need:
         warnings.warn(f"procrustes: X^T Y has numerical rank {rank} < min(d1, d2) = {need} "
-                      f"({X.shape[0]} rows, singular values <= {tol:.3g} counted as zero); the "
-                      "rotation is not determined outside the data's span: use more rows",
+                      f"({X.shape[0]} rows, singular values <= {tol:.3g} counted as zero): the "
+                      f"data determine the map only on a {rank}-dimensional subspace (too few "
+                      "rows, or embeddings that never vary in some directions)",
                       RankWarning, stacklevel=2)
     R = U @ Vt
     s = 1.0
@@ -330,7 +331,8 @@ def linear_map(X, Y, *, ridge=0.0) -> AlignmentMap:
     if rank < d1:
         advice = ("the ridge keeps the solution unique" if lam > 0
                   else "the minimum-norm solution is returned; pass ridge > 0 to regularize")
-        warnings.warn(f"linear_map: X has numerical rank {rank} < d1 = {d1} ({X.shape[0]} rows); "
+        warnings.warn(f"linear_map: X has numerical rank {rank} < d1 = {d1} ({X.shape[0]} rows: "
+                      "too few, or embeddings that never vary in some directions); "
                       f"{advice}", RankWarning, stacklevel=2)
     if lam > 0:
         inv = 1.0 / (evals + lam)

@@ -751,5 +751,6 @@ def pairwise_stats(x, y=None, *, bins: int = 1000, range=(-1.0, 1.0), topk: int 
             bar.update(1)
             if not bar.disable:
                 rate = stats.n_pairs / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix_str(f"{rate:.3g} pairs/s of {total_pairs:.3g}", refresh=False)
+                bar.set_postfix_str(f"{rate:.3g} pairs/s, {stats.n_pairs:.3g}/{total_pairs:.3g} pairs",
+                                    refresh=False)
     return stats

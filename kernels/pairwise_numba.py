@@ -143,11 +143,10 @@ def _row_pass(seg, center, threshold, cmin, cmax, kth, lo, hi, scale, bins, slot
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _reduce_rows(s, diagonal, lo, hi, bins, center, do_topk, top_v, top_i, floor, threshold,
-                 thr_row, nchunk):
+def _reduce_rows(s, diagonal, lo, hi, bins, scale, center, do_topk, top_v, top_i, floor,
+                 threshold, thr_row, nchunk):
     h, w = s.shape
     k = top_v.shape[1]
-    scale = bins / (hi - lo)
     hist = np.zeros((nchunk, bins + 2), np.int64)
     ints = np.full((nchunk, 5), -1, np.int64)  # argmin r, c, argmax r, c, threshold count
     flts = np.zeros((nchunk, 4))  # s1, s2, min, max
@@ -273,9 +272,12 @@ def reduce_tile(s, *, diagonal: bool, lo: float, hi: float, bins: int, center: f
     thr = np.inf if threshold is None else float(threshold)
     row_v, row_i = empty_topk(h if topk else 0, max(topk, 1))
     thr_row = np.zeros(h, np.int64)
-    full, ints, flts = _reduce_rows(s, diagonal, float(lo), float(hi), int(bins), float(center),
-                                    topk > 0, row_v, row_i, _floor(row_floor, h), thr, thr_row,
-                                    nchunk)
+    # the bin scale is computed here, in Python, exactly as the reference does
+    # (inside a fast-math kernel "arcp" could turn the division into a reciprocal)
+    scale = bins / (hi - lo)
+    full, ints, flts = _reduce_rows(s, diagonal, float(lo), float(hi), int(bins), float(scale),
+                                    float(center), topk > 0, row_v, row_i, _floor(row_floor, h),
+                                    thr, thr_row, nchunk)
     mn, amin = _first_extreme(ints, flts, "min")
     mx, amax = _first_extreme(ints, flts, "max")
     n = h * w - (h * (h + 1)) // 2 if diagonal else h * w

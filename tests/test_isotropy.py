@@ -240,3 +240,26 @@ def test_figures_invariant_under_rotation_and_row_scaling(n, d, seed, spread):
     if wx.sum() > 1e-12:
         assert iso.isoscore_from_variances(wy) == pytest.approx(iso.isoscore_from_variances(wx),
                                                                 abs=1e-6)
+
+
+def test_pair_cosines_equal_cosines_of_postprocessed_rows():
+    x = cone_set(60, 9, spread=0.9, seed=9)
+    m = iso.set_moments(x, progress=False)
+    for D in (0, 2):
+        tf = iso.all_but_the_top_transform(m, D)
+        y = tf(x)
+        np.testing.assert_allclose(tf.pair_cosines(x[:30], x[30:]),
+                                   np.einsum("ij,ij->i", y[:30], y[30:]), atol=1e-12)
+        r = iso.anisotropy(x, n_pairs=30_000, seed=1, transform=tf)
+        iu = np.triu_indices(60, 1)
+        assert abs(r["estimate"] - (y @ y.T)[iu].mean()) < 5 * r["stderr"]
+
+
+def test_eigen_decomposition_cached_and_consistent():
+    m = iso.set_moments(cone_set(50, 7, spread=1.0, seed=10), progress=False)
+    w_only = m.eigenvalues()
+    w, v = m.eigh()
+    assert m.eigh()[1] is v                      # cached
+    np.testing.assert_allclose(w_only, w, atol=1e-14)
+    assert (np.diff(w) <= 0).all()
+    np.testing.assert_allclose(m.cov @ v[:, 0], w[0] * v[:, 0], atol=1e-12)

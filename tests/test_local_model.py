@@ -136,3 +136,23 @@ def test_constructor_does_not_load(monkeypatch):
     e = LocalEmbedder("anything", batch_size=8)
     assert (e.provider, e.model, e.batch_size, e.dimensions) == ("local", "anything", 8, None)
     e.validate_texts(["x" * 100_000])  # long texts are fine: the model truncates
+
+
+def test_repository_kernels_folder_does_not_shadow_hf_kernels():
+    """Run from the repository root (its ``kernels/`` on sys.path), sentence-transformers
+    must still import and find Hugging Face's ``kernels`` package when that is installed."""
+    import importlib.metadata
+    import subprocess
+    from pathlib import Path
+
+    root = Path(local.__file__).resolve().parents[2]
+    code = ("import sys; sys.path.insert(0, '.'); "
+            "from embalg.sources.local import _import_sentence_transformers; "
+            "_import_sentence_transformers(); import kernels; print(kernels.__file__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    try:
+        importlib.metadata.distribution("kernels")
+    except importlib.metadata.PackageNotFoundError:
+        return  # nothing to shadow; the import above still had to work
+    assert not Path(out.stdout.strip()).resolve().is_relative_to(root)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as hs
 
 import embalg as ea
 from embalg import pairwise as pw
@@ -379,3 +380,83 @@ def test_cosine_matrix_refuses_above_budget():
     assert ea.cosine_matrix(x, max_bytes=80_000).shape == (100, 100)
     with pytest.raises(ValueError, match="zero vector at row 3"):
         ea.cosine_matrix(np.vstack([x[:3], np.zeros((1, 4))]))
+
+
+# ------------------------------------------------------------------ merge algebra (hypothesis)
+
+@settings(max_examples=25, deadline=None)
+@given(seed=hs.integers(0, 2**31 - 1), w1=hs.integers(3, 12), w2=hs.integers(3, 12))
+def test_merge_commutes_exactly_and_associates_to_rounding(seed, w1, w2):
+    """Column blocks of x vs y: merge order never changes counts, extremes, top-k, pairs."""
+    x = rows(12, 6, seed=seed)
+    y = rows(30, 6, seed=seed + 1, cone=0.5)
+    a_, b_ = w1, w1 + w2  # three column blocks, each at least topk wide
+    kw = dict(bins=16, topk=3, threshold=0.2, max_pairs=7, precision="float64", backend="numpy")
+    p, q, r = (ea.pairwise_stats(x, y[lo:hi], **kw).shifted(cols=lo)
+               for lo, hi in ((0, a_), (a_, b_), (b_, 30)))
+    left, right = p.merge(q).merge(r), p.merge(q.merge(r))
+    swapped = r.merge(p).merge(q)
+    whole = ea.pairwise_stats(x, y, **kw)
+    for got in (left, right, swapped):
+        np.testing.assert_array_equal(got.counts, whole.counts)
+        np.testing.assert_array_equal(got.topk_indices, whole.topk_indices)
+        np.testing.assert_array_equal(got.threshold_pairs, whole.threshold_pairs)
+        assert (got.min, got.argmin, got.max, got.argmax) == (whole.min, whole.argmin, whole.max,
+                                                             whole.argmax)
+        assert got.mean == pytest.approx(whole.mean, abs=1e-14)
+        assert got.std == pytest.approx(whole.std, rel=1e-9)
+    np.testing.assert_array_equal(p.merge(q).counts, q.merge(p).counts)
+
+
+# ------------------------------------------------------------------ kernels: numba vs the reference
+
+@pytest.mark.parametrize("shape, diagonal", [((1, 1), True), ((37, 37), True), ((64, 64), True),
+                                             ((1, 9), False), ((33, 65), False), ((128, 17), False)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lo, hi, bins", [(-0.5, 0.75, 40), (-0.45, 0.85, 37)])
+def test_numba_tile_kernel_equals_numpy_reference(shape, diagonal, dtype, lo, hi, bins):
+    from embalg.kernels import pairwise_numba as fast
+    from embalg.kernels import pairwise_numpy as ref
+
+    rng = np.random.default_rng(shape[0] * 131 + shape[1])
+    s = rng.uniform(-1.05, 1.05, size=shape).astype(dtype)  # overshoots: clipping is tested
+    s[0, -1] = 1.0
+    s[-1, 0] = -0.25  # an exact bin edge
+    h, w = shape
+    floor_r = np.where(rng.random(h) < 0.5, rng.uniform(-1, 1, h), -np.inf)
+    floor_c = np.where(rng.random(w) < 0.5, rng.uniform(-1, 1, w), -np.inf)
+    kw = dict(diagonal=diagonal, lo=lo, hi=hi, bins=bins, center=0.1, topk=4,
+              col_topk=not diagonal, threshold=0.3, max_pairs=11, row_floor=floor_r,
+              col_floor=floor_c)
+    a, b = ref.reduce_tile(s, **kw), fast.reduce_tile(s, **kw)
+    for key in ("n", "below", "above", "min", "argmin", "max", "argmax", "thr_count"):
+        assert a[key] == b[key], key
+    np.testing.assert_array_equal(a["counts"], b["counts"])
+    for key in ("thr_rows", "thr_cols", "thr_vals"):
+        np.testing.assert_array_equal(a[key], b[key])
+    for key in ("row_topk", "col_topk"):
+        if a[key] is None:
+            assert b[key] is None
+            continue
+        np.testing.assert_array_equal(a[key][0], b[key][0])
+        np.testing.assert_array_equal(a[key][1], b[key][1])
+    assert b["s1"] == pytest.approx(a["s1"], abs=1e-9)
+    assert b["s2"] == pytest.approx(a["s2"], abs=1e-9)
+
+
+def test_merge_topk_backends_agree():
+    from embalg.kernels import pairwise_numba as fast
+    from embalg.kernels import pairwise_numpy as ref
+
+    rng = np.random.default_rng(3)
+    vals = np.round(rng.uniform(-1, 1, (50, 12)), 1)  # many exact ties
+    va, ia = ref.topk_of_rows(vals[:, :6], 4, False)  # partners 0..5
+    vb, ib = ref.topk_of_rows(vals[:, 6:], 4, False)
+    ib += 6  # partners 6..11
+    va[:5, 2:], ia[:5, 2:] = -np.inf, -1  # short lists (padding)
+    got_ref, got_fast = ref.merge_topk(va, ia, vb, ib), fast.merge_topk(va, ia, vb, ib)
+    np.testing.assert_array_equal(got_ref[0], got_fast[0])
+    np.testing.assert_array_equal(got_ref[1], got_fast[1])
+    assert np.all(np.diff(got_ref[0], axis=1) <= 0)
+    whole = ref.topk_of_rows(vals, 4, False)
+    np.testing.assert_array_equal(got_ref[1][5:], whole[1][5:])  # merge of halves = top-k of all

@@ -149,6 +149,9 @@ def test_rotations_cli_with_pairs_file(tmp_path, monkeypatch, capsys):
     assert main(["rotations", "--pairs", str(pf), "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["rotations", "--pairs", str(pf), "--out", str(out), "--force"]) == 0
+    assert main(["rotations", "--pairs", str(pf), "--kinds", "negate", "--out", str(tmp_path / "k")]) == 2
+    assert "--kinds chooses generated edits" in capsys.readouterr().err
+    assert main(["rotations", "--n", "0", "--out", str(tmp_path / "z")]) == 2
 
 
 def test_align_study_recovers_a_rotation_across_dimensions():

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    import argparse
+
     p = sub.add_parser("embed", help="embed a file of texts (.txt/.jsonl/.parquet/-) into a vector file",
-                       description=__doc__.split("\n\n")[0])
+                       description="Embed a file of texts and write a vector file.\n"
+                                   "Everything is checked before the first text is embedded;\n"
+                                   "an existing --out is kept unless --force.",
+                       epilog="examples:\n" + __doc__.split("\n\n")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="texts: .txt, .jsonl, .parquet, or - for stdin")
     p.add_argument("--model", default="local:all-MiniLM-L6-v2",
                    help="local:<sentence-transformers model> or openai:<model> "

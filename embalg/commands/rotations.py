@@ -15,7 +15,7 @@ def register(sub) -> None:
                     "difference'. Writes DIR/report.json, report.md and three plots.")
     p.add_argument("--out", metavar="DIR", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite files in an existing DIR")
-    p.add_argument("--kinds", nargs="+", choices=sorted(EDIT_KINDS), default=list(EDIT_KINDS),
+    p.add_argument("--kinds", nargs="+", choices=sorted(EDIT_KINDS), default=None,
                    help="edit kinds to generate (default: all): "
                         + "; ".join(f"{k}: {v[0]}" for k, v in EDIT_KINDS.items()))
     p.add_argument("--n", type=int, default=200, help="pairs per edit kind (default 200)")
@@ -36,17 +36,22 @@ def run(args) -> int:
     import time
 
     from ..studies.inputs import DEFAULT_MODEL, embed_texts, fresh_output, study_arguments
-    from ..studies.rotations import read_pairs, rotation_study, template_pairs, write_report
+    from ..studies.rotations import (EDIT_KINDS, read_pairs, rotation_study, template_pairs,
+                                     write_report)
     from ..validation import check_positive_int
 
     check_positive_int(args.n, "--n")
+    if args.pairs and args.kinds:
+        raise ValueError("--kinds chooses generated edits; with --pairs FILE the kinds come from "
+                         "the file's 'kind' field")
     t_start = time.perf_counter()
-    out = fresh_output(args.out, force=args.force)
     if args.pairs:
         pairs, source = read_pairs(args.pairs), f"pairs file {args.pairs}"
     else:
-        pairs = {k: template_pairs(k, args.n, seed=args.seed) for k in args.kinds}
-        source = f"templates {', '.join(args.kinds)}, n = {args.n} per kind, seed = {args.seed}"
+        kinds = args.kinds or list(EDIT_KINDS)
+        pairs = {k: template_pairs(k, args.n, seed=args.seed) for k in kinds}
+        source = f"templates {', '.join(kinds)}, n = {args.n} per kind, seed = {args.seed}"
+    out = fresh_output(args.out, force=args.force)      # checked before any embedding
     report = rotation_study(pairs, lambda texts: embed_texts(texts, args), train_frac=args.train_frac,
                             seed=args.seed)
     report.update(model=args.model or DEFAULT_MODEL, source=source, arguments=study_arguments(args),

@@ -8,8 +8,9 @@ the batches that were in flight) and into the output.
 
 Providers (``embalg.sources.local.LocalEmbedder``,
 ``embalg.sources.openai_embedder.OpenAIEmbedder``) share one small interface:
-``.provider``, ``.model``, ``.dimensions``, ``validate_texts(texts)`` (raises
-before any work) and ``embed_texts(texts, on_result, progress=None)``, which
+``.provider``, ``.model``, ``.dimensions``, ``validate_texts(texts)`` (called
+with the texts the provider will be sent, before any is sent; raises on a text
+it cannot take, may return per-text token counts) and ``embed_texts(texts, on_result, progress=None)``, which
 calls ``on_result(indices, rows)`` after each batch with indices into
 ``texts`` and float32 unit rows.
 """

@@ -96,7 +96,7 @@ def set_figures(x, *, transform=None, moments=None, bins=1000, anisotropy_pairs=
     if moments is None:
         moments = iso.set_moments(x, transform=transform, working_memory=working_memory,
                                   progress=progress)
-    eig, _ = moments.eigh()
+    eig = moments.eigenvalues()
     cos = iso.cosine_to_centroid(x, moments.mean, transform=transform,
                                  working_memory=working_memory, progress=progress)
     counts, edges = np.histogram(cos, bins=bins, range=(-1.0, 1.0))
@@ -175,6 +175,7 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
 
     t0 = time.perf_counter()
     moments = iso.set_moments(x, working_memory=working_memory, progress=progress)
+    moments.eigh()              # once: eigenvalues here, eigenvectors for all-but-the-top
     raw, arrays["raw"] = set_figures(x, moments=moments, bins=bins, anisotropy_pairs=anisotropy_pairs,
                                      seed=seed, progress=progress, working_memory=working_memory)
     timing["raw_set_statistics"] = time.perf_counter() - t0

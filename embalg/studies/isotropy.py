@@ -112,6 +112,24 @@ class Postprocess:
     mean: np.ndarray
     components: np.ndarray
 
+    def pair_cosines(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+        """Row-wise cosines of the post-processed ``a_rows`` and ``b_rows`` (unit rows, (k, d)),
+        without forming the post-processed rows: with :math:`a' = a - m`, :math:`p_a = a' U^T`,
+
+        .. math:: \\cos = \\frac{a' \\cdot b' - p_a \\cdot p_b}
+                  {\\sqrt{(\\lVert a'\\rVert^2 - \\lVert p_a\\rVert^2)
+                   (\\lVert b'\\rVert^2 - \\lVert p_b\\rVert^2)}}
+        """
+        a, b = a_rows - self.mean, b_rows - self.mean
+        pa, pb = a @ self.components.T, b @ self.components.T
+        dot = np.einsum("ij,ij->i", a, b) - np.einsum("ij,ij->i", pa, pb)
+        na = np.einsum("ij,ij->i", a, a) - np.einsum("ij,ij->i", pa, pa)
+        nb = np.einsum("ij,ij->i", b, b) - np.einsum("ij,ij->i", pb, pb)
+        if (na <= 1e-24).any() or (nb <= 1e-24).any():
+            raise ValueError("a sampled row vanishes after post-processing (it equals the mean "
+                             "within the removed components)")
+        return np.clip(dot / np.sqrt(na * nb), -1.0, 1.0)
+
     def __call__(self, unit_rows: np.ndarray, start: int = 0) -> np.ndarray:
         v = unit_rows - self.mean
         if self.components.shape[0]:
@@ -167,10 +185,22 @@ class SetMoments:
 
     def eigh(self):
         """``(eigenvalues, eigenvectors)`` of ``cov``, eigenvalues descending and clipped at 0;
-        eigenvectors are the columns, in the same order."""
-        w, v = np.linalg.eigh(self.cov)
-        order = np.argsort(w)[::-1]
-        return np.clip(w[order], 0.0, None), v[:, order]
+        eigenvectors are the columns, in the same order. Computed once, then cached."""
+        cached = self.__dict__.get("_eigh")
+        if cached is None:
+            w, v = np.linalg.eigh(self.cov)
+            order = np.argsort(w)[::-1]
+            cached = (np.clip(w[order], 0.0, None), v[:, order])
+            object.__setattr__(self, "_eigh", cached)
+        return cached
+
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of ``cov``, descending, clipped at 0 (cheaper than :meth:`eigh`
+        unless the eigenvectors were already computed)."""
+        cached = self.__dict__.get("_eigh")
+        if cached is not None:
+            return cached[0]
+        return np.clip(np.linalg.eigvalsh(self.cov)[::-1], 0.0, None)
 
 
 def set_moments(x, *, transform=None, working_memory=None, progress=None,
@@ -319,6 +349,8 @@ def anisotropy(x, *, n_pairs: int = 100_000, seed: int = 0, transform=None,
 
     Pairs ``(i, j)``, ``i != j``, are drawn with replacement; rows are gathered in
     chunks (memmaps are fine). The expectation equals :func:`mean_pairwise_cosine`.
+    With ``transform`` (a :class:`Postprocess`), the cosines are those of the
+    post-processed rows (:meth:`Postprocess.pair_cosines`).
 
     Returns
     -------
@@ -345,11 +377,10 @@ def anisotropy(x, *, n_pairs: int = 100_000, seed: int = 0, transform=None,
         ii, jj = i[s:s + chunk], j[s:s + chunk]
         rows = np.unique(np.concatenate([ii, jj]))   # sorted: sequential-ish reads of a memmap
         u = unit_block(x[rows], 0, name)
-        if transform is not None:
-            u = transform(u)
         a = u[np.searchsorted(rows, ii)]
         b = u[np.searchsorted(rows, jj)]
-        cos[s:s + chunk] = np.einsum("ij,ij->i", a, b)
+        cos[s:s + chunk] = (np.einsum("ij,ij->i", a, b) if transform is None
+                            else transform.pair_cosines(a, b))
     se = float(cos.std(ddof=1) / math.sqrt(n_pairs)) if n_pairs > 1 else float("nan")
     return {"estimate": float(cos.mean()), "stderr": se, "n_pairs": n_pairs}
 
