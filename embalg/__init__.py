@@ -62,10 +62,12 @@ _LAZY = {
     "load_vectors": "embalg.io",
     "save_vectors": "embalg.io",
     # rotations and alignment
-    "rotation": "embalg.rotation",
-    "Rotation": "embalg.rotation",
+    "rotation": "embalg.plane_rotation",
+    "Rotation": "embalg.plane_rotation",
     "procrustes": "embalg.alignment",
     "linear_map": "embalg.alignment",
+    "AlignmentMap": "embalg.alignment",
+    "RankWarning": "embalg.alignment",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -20,7 +20,9 @@ from numba import njit, prange
 
 from . import elementwise_ops as ops
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# No nnan/ninf (NaN checks stay honest) and no nsz: with reassoc it made isfinite of a
+# prange reduction wrong in numba 0.68 (seen in the rotation kernels).
+FASTMATH = {"arcp", "contract", "afn", "reassoc"}
 
 #: the fused kernels make no temporaries: one batch for any size (see embalg.operators._batches)
 BATCH_BYTES = 1 << 62

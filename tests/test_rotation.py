@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 import embalg as ea
 from embalg.kernels import rotation_numpy as ref
-from embalg.rotation import AS_MATRIX_MAX_DIM, Rotation
+from embalg.plane_rotation import AS_MATRIX_MAX_DIM, Rotation
 
 BACKENDS = ["numpy", "numba"]
 #: tolerance of a rotated float32/float64 result relative to the input norm
@@ -345,7 +345,7 @@ def test_empty_batch(backend):
 def test_callable_after_module_import():
     import importlib
 
-    importlib.import_module("embalg.rotation")
+    importlib.import_module("embalg.plane_rotation")
     r = ea.rotation(np.eye(3)[0], np.eye(3)[2])
     assert isinstance(r, Rotation)
     np.testing.assert_allclose(r.apply(np.eye(3)[0]), np.eye(3)[2], atol=1e-15)

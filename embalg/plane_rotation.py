@@ -33,8 +33,6 @@ Policies
 """
 from __future__ import annotations
 
-import sys
-import types
 
 import numpy as np
 
@@ -350,19 +348,3 @@ def rotation(v0, v1, *, backend="auto"):
     name = resolve_backend(backend, a, n_elements=n * d)
     u, w, cm1, s = kernels("rotation", name).plane_from_pairs(a, b)
     return Rotation([_Plane(u, w, cm1, s)], d, a1d and b1d, n, backend)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`rotation`.
-
-    ``embalg.rotation`` names both this module and the function: once the
-    module is imported (by anyone), the import system binds the *module* to
-    ``embalg.rotation``, shadowing the lazy public function. Calling the
-    module forwards to the function, so ``ea.rotation(v0, v1)`` always works.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return rotation(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
