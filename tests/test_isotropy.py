@@ -9,17 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import embalg as ea
+from embalg_testing import make_vectors
 from embalg.io import open_npy, save_npy
 from embalg.studies import isotropy as iso
 
 
 def cone_set(n, d, *, spread, seed=0, dtype=np.float64):
-    """Unit vectors in a cone around a common direction (anisotropic, like real embeddings)."""
-    rng = np.random.default_rng(seed)
-    axis = rng.standard_normal(d)
-    axis /= np.linalg.norm(axis)
-    x = axis + spread * rng.standard_normal((n, d)) / math.sqrt(d)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(dtype)
+    """Unit vectors in a cone (anisotropic, like real embeddings); larger ``spread`` is wider."""
+    return make_vectors(n, d, seed=seed, cone=1.0 / spread, dtype=dtype)
 
 
 def direct(x):
@@ -37,7 +34,7 @@ def direct(x):
 SETS = {
     "cone_narrow": lambda: cone_set(301, 24, spread=0.6, seed=1),
     "cone_wide": lambda: cone_set(257, 48, spread=3.0, seed=2),
-    "isotropic": lambda: cone_set(200, 16, spread=1e6, seed=3),
+    "isotropic": lambda: make_vectors(200, 16, seed=3),
     "unnormalized_f32": lambda: (np.random.default_rng(4).standard_normal((129, 8)) * 5 + 1
                                  ).astype(np.float32),
 }

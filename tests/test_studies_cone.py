@@ -8,17 +8,15 @@ import numpy as np
 import pytest
 
 from embalg.cli import main
+from embalg_testing import make_vectors
 from embalg.io import save_npy
 from embalg.studies.cone import cone_study, default_abtt_components
 from embalg.studies.report import StudyOutput
 
 
 def cone_vectors(n, d, *, spread, seed=0):
-    rng = np.random.default_rng(seed)
-    axis = np.zeros(d)
-    axis[0] = 1.0
-    x = axis + spread * rng.standard_normal((n, d)) / math.sqrt(d)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    """Unit vectors in a cone (anisotropic, like real embeddings); larger ``spread`` is wider."""
+    return make_vectors(n, d, seed=seed, cone=1.0 / spread, dtype=np.float32)
 
 
 @pytest.fixture(scope="module")

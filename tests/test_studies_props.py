@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 
 import embalg as ea
+from embalg_testing import make_vectors
 from embalg.studies import props as pr
 
 
 def cone_vectors(n, d, *, spread, seed=0):
-    rng = np.random.default_rng(seed)
-    axis = np.abs(rng.standard_normal(d)) + 0.5        # an all-positive mean direction
-    axis /= np.linalg.norm(axis)
-    x = axis + spread * rng.standard_normal((n, d)) / math.sqrt(d)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    """Unit vectors in a cone (anisotropic, like real embeddings); larger ``spread`` is wider."""
+    return make_vectors(n, d, seed=seed, cone=1.0 / spread, dtype=np.float64)
 
 
 @pytest.fixture(scope="module")

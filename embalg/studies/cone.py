@@ -123,6 +123,16 @@ def _sample_rows(n: int, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
+def _postprocessed_rows(x, rows, transform, working_memory=None) -> np.ndarray:
+    """float32 post-processed unit rows ``x[rows]``, built block by block (bounded memory)."""
+    out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
+    step = iso.block_rows(x.shape[1], working_memory)
+    for s in range(0, len(rows), step):
+        r = rows[s:s + step]
+        out[s:s + len(r)] = transform(iso.unit_block(x[r], int(r[0])), int(r[0]))
+    return out
+
+
 def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample=20_000,
                anisotropy_pairs=100_000, seed=0, progress=None, working_memory=None):
     """Measure the cone of a set of embeddings (raw, mean-centered, all-but-the-top).
@@ -195,7 +205,7 @@ def cone_study(x, texts=None, *, bins=1000, abtt_components=None, variant_sample
         fields, arrays[name] = set_figures(x, transform=tf, bins=bins,
                                            anisotropy_pairs=anisotropy_pairs, seed=seed,
                                            progress=progress, working_memory=working_memory)
-        sample = tf(iso.unit_block(x[rows], 0)).astype(np.float32)
+        sample = _postprocessed_rows(x, rows, tf, working_memory)
         pw, stats = pairwise_figures(sample, texts=texts, rows=rows, bins=bins, progress=progress)
         pw["sampled"] = bool(len(rows) < n)
         fields["pairwise"] = pw

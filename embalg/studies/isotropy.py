@@ -426,7 +426,7 @@ def isoscore_from_variances(variances) -> float:
     delta = float(np.linalg.norm(vhat - 1.0)) / math.sqrt(2 * (n - math.sqrt(n)))
     phi = (n - delta**2 * (n - math.sqrt(n))) ** 2 / n**2
     score = (n * phi - 1) / (n - 1)
-    return float(np.clip(round(score, 12), 0.0, 1.0))
+    return min(1.0, max(0.0, round(float(score), 12)))      # max(0.0, -0.0) is 0.0
 
 
 def isoscore(points) -> float:
