@@ -20,7 +20,6 @@ NaN rows and error messages must match too.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -33,17 +32,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
-def _tests_conftest():
-    # by path: a bare `import conftest` finds bench/conftest.py when both folders are collected
-    spec = importlib.util.spec_from_file_location("embalg_tests_conftest", HERE / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _tests_conftest()
-TOLERANCE = _conftest.TOLERANCE
-make_vectors = _conftest.make_vectors
+sys.path.insert(0, str(HERE))  # also when run as a script under the simulator
+from embalg_testing import TOLERANCE, make_vectors  # noqa: E402
 
 #: the simulator runs threads as Python threads; a short GIL switch interval makes
 #: its busy-polled ``syncthreads`` barriers ~10x faster

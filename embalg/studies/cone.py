@@ -281,48 +281,49 @@ def write_cone(out, report, arrays, *, vectors=None, texts=None, save_vectors=Fa
         if texts is not None:
             files["texts"] = save_texts(out, texts)
 
-    fig, ax = new_figure()
-    for name in VARIANTS:
-        st = arrays[name]["pairwise_stats"]
-        c, e = np.asarray(st.counts, dtype=np.float64), np.asarray(st.edges)
-        w = np.diff(e)
-        ax.plot((e[:-1] + e[1:]) / 2, c / max(c.sum(), 1) / w, label=_label(name, report))
-    ax.set_xlabel("cosine")
-    ax.set_ylabel("density")
-    ax.set_title(f"All-pairs cosine, n = {report['n']}, d = {report['d']}")
-    ax.legend()
-    out.figure("pairwise_hist.png", fig)
-
-    fig, ax = new_figure()
-    for name in VARIANTS:
-        ax.hist(arrays[name]["cos_to_centroid"], bins=min(200, max(10, report["n"] // 20)),
-                histtype="step", density=True, label=_label(name, report))
-    ax.set_xlabel("cosine to the centroid direction")
-    ax.set_ylabel("density")
-    ax.set_title(f"Cosine to the centroid (raw half-angle {report['half_angle_deg']:.1f} deg)")
-    ax.legend()
-    out.figure("cos_to_centroid_hist.png", fig)
-
-    fig, ax = new_figure()
-    for name in VARIANTS:
-        w = arrays[name]["eigenvalues"]
-        r = w / w.sum()
-        k = np.arange(1, r.size + 1)
-        keep = r > 0
-        ax.semilogy(k[keep], r[keep], label=_label(name, report))
-    ax.set_xlabel("principal component")
-    ax.set_ylabel("explained variance ratio")
-    ax.set_title("PCA spectrum of the unit embeddings")
-    ax.legend()
-    out.figure("pca_spectrum.png", fig)
+    plots = (
+        ("pairwise_hist.png", _draw_pairwise, "cosine", "density",
+         f"All-pairs cosine, n = {report['n']}, d = {report['d']}", False),
+        ("cos_to_centroid_hist.png", _draw_cos_to_centroid, "cosine to the centroid direction",
+         "density", f"Cosine to the centroid (raw half-angle {report['half_angle_deg']:.1f} deg)",
+         False),
+        ("pca_spectrum.png", _draw_spectrum, "principal component", "explained variance ratio",
+         "PCA spectrum of the unit embeddings", True),
+    )
+    for fname, draw, xlabel, ylabel, title, logy in plots:
+        fig, ax = new_figure()
+        for name in VARIANTS:
+            draw(ax, arrays[name], report, label=_label(name, report))
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        if logy:
+            ax.set_yscale("log")
+        ax.legend()
+        out.figure(fname, fig)
 
     if t_start is not None:
         report["timing_s"]["writing"] = time.perf_counter() - t0
         report["timing_s"]["total"] = time.perf_counter() - t_start
-    report["files"] = {**files, "plots": ["pairwise_hist.png", "cos_to_centroid_hist.png",
-                                          "pca_spectrum.png"]}
+    report["files"] = {**files, "plots": [p[0] for p in plots]}
     out.markdown(cone_markdown(report))
     out.json(report)
+
+
+def _draw_pairwise(ax, arr, report, *, label):
+    st = arr["pairwise_stats"]
+    c, e = np.asarray(st.counts, dtype=np.float64), np.asarray(st.edges)
+    ax.plot((e[:-1] + e[1:]) / 2, c / max(c.sum(), 1) / np.diff(e), label=label)
+
+
+def _draw_cos_to_centroid(ax, arr, report, *, label):
+    ax.hist(arr["cos_to_centroid"], bins=min(200, max(10, report["n"] // 20)), histtype="step",
+            density=True, label=label)
+
+
+def _draw_spectrum(ax, arr, report, *, label):
+    w = arr["eigenvalues"]
+    r = w / w.sum()
+    keep = r > r.max() * 1e-9          # drop the numerically-zero directions (removed, unused)
+    ax.plot(np.arange(1, r.size + 1)[keep], r[keep], label=label)
 
 
 def _label(name, report):
