@@ -26,7 +26,6 @@ Inputs are never modified, unless one of them is also passed as ``out=``.
 from __future__ import annotations
 
 import functools
-import numbers
 
 import numpy as np
 
@@ -104,10 +103,6 @@ def _apply(op, arrays, names, *, normalize=True, weights=None, eps=DEFAULT_EPS,
 
 def _to_numpy(a):
     return a if isinstance(a, np.ndarray) else a.get()
-
-
-def _check_backend_kw(backend):
-    return backend
 
 
 def normalize(x, *, on_zero="raise", backend="auto", out=None):
@@ -383,7 +378,3 @@ def combine(op, xs, **kwargs):
     for item in xs[1:]:
         acc = f(acc, item, **kwargs)
     return acc
-
-
-def _is_number(x):
-    return isinstance(x, numbers.Number)

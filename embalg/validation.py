@@ -148,7 +148,7 @@ def check_out(out, shape, dtype, xp, name: str = "out"):
     if out.dtype != dtype:
         raise TypeError(f"{name} has dtype {out.dtype}, the result needs {np.dtype(dtype)}; "
                         f"{name} is never cast")
-    if not out.flags.writeable if hasattr(out.flags, "writeable") else False:
+    if not getattr(out.flags, "writeable", True):
         raise ValueError(f"{name} is read-only")
     return out
 

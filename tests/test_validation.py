@@ -95,6 +95,10 @@ def test_out_checks(backend):
         ea.hadamard(x, x, out=np.empty((4, 8)), backend=backend)
     with pytest.raises(TypeError, match="numpy.ndarray"):
         ea.hadamard(x, x, out=[[0.0] * 8] * 4, backend=backend)
+    frozen = np.empty_like(x)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        ea.hadamard(x, x, out=frozen, backend=backend)
 
 
 def test_parameter_errors():
