@@ -155,4 +155,5 @@ def test_repository_kernels_folder_does_not_shadow_hf_kernels():
         importlib.metadata.distribution("kernels")
     except importlib.metadata.PackageNotFoundError:
         return  # nothing to shadow; the import above still had to work
-    assert not Path(out.stdout.strip()).resolve().is_relative_to(root)
+    # the repository's own kernels/ folder must not be what `import kernels` found
+    assert not Path(out.stdout.strip()).resolve().is_relative_to(root / "kernels")
