@@ -102,10 +102,10 @@ def _cuda_fold():
                                     fn.__closure__)
         twin.__qualname__ = f"{__name__}.{fn.__qualname__}"
         namespace[name] = register_jitable(twin)
-    return namespace["init"], namespace["step"], namespace["finish"]
+    return namespace["init"], namespace["step"], namespace["finish"], namespace["cosine_finish"]
 
 
-_init, _step, _finish = _cuda_fold()
+_init, _step, _finish, _cosine_finish = _cuda_fold()
 
 #: changes whenever elementwise_ops.py changes. Numba's on-disk cache checks only the
 #: kernel's own file, so each kernel closes over this number, which enters its cache key.
@@ -229,19 +229,12 @@ def _cosine_source(block, unroll):
             buf[1, t] = xx
             buf[2, t] = yy
             _block_reduce(buf, t, block)
-            xy = buf[0, 0]
-            nx = math.sqrt(buf[1, 0])
-            ny = math.sqrt(buf[2, 0])
+            c, nx, ny = _cosine_finish(buf[0, 0], buf[1, 0], buf[2, 0])
             cuda.syncthreads()
             if t == 0:
-                if math.isfinite(xy) and math.isfinite(nx) and math.isfinite(ny):
-                    x_norms[i] = nx
-                    y_norms[i] = ny
-                    out[i] = xy / (nx * ny) if nx > 0.0 and ny > 0.0 else 0.0
-                else:
-                    x_norms[i] = math.nan
-                    y_norms[i] = math.nan
-                    out[i] = math.nan
+                out[i] = c
+                x_norms[i] = nx
+                y_norms[i] = ny
 
     return cosine_kernel
 

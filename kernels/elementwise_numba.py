@@ -85,16 +85,7 @@ def _cosine_kernel(x, y, out, x_norms, y_norms):
             xy += a * b
             xx += a * a
             yy += b * b
-        nx = math.sqrt(xx)
-        ny = math.sqrt(yy)
-        if math.isfinite(xy) and math.isfinite(nx) and math.isfinite(ny):
-            x_norms[i] = nx
-            y_norms[i] = ny
-            out[i] = xy / (nx * ny) if nx > 0.0 and ny > 0.0 else 0.0
-        else:
-            x_norms[i] = np.nan
-            y_norms[i] = np.nan
-            out[i] = np.nan
+        out[i], x_norms[i], y_norms[i] = ops.cosine_finish(xy, xx, yy)
 
 
 def _c_rows(a):

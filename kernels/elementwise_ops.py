@@ -110,3 +110,19 @@ def finish(op, acc, K):
             return -kth_root(c, K)
         return 0.0
     return a
+
+
+@register_jitable(inline="always")
+def cosine_finish(xy, xx, yy):
+    """``(cos, |x|, |y|)`` of one row from its sums ``x.y``, ``x.x``, ``y.y``.
+
+    All three are NaN when a sum is not finite (an input held NaN or inf); the
+    cosine is 0 when a row has zero norm (the caller decides what that means).
+    """
+    nx = math.sqrt(xx)
+    ny = math.sqrt(yy)
+    if math.isfinite(xy) and math.isfinite(nx) and math.isfinite(ny):
+        if nx > 0.0 and ny > 0.0:
+            return xy / (nx * ny), nx, ny
+        return 0.0, nx, ny
+    return math.nan, math.nan, math.nan

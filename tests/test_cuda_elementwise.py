@@ -357,7 +357,8 @@ def _sim_main(path):
 
     meta["__fold__"] = {"same_code": str(all(
         twin.__code__ is orig.__code__ and twin is not orig
-        for twin, orig in ((ec._init, ops.init), (ec._step, ops.step), (ec._finish, ops.finish))))}
+        for twin, orig in ((ec._init, ops.init), (ec._step, ops.step), (ec._finish, ops.finish),
+                           (ec._cosine_finish, ops.cosine_finish))))}
     np.savez(path, **arrays)
     Path(str(path) + ".json").write_text(json.dumps(meta))
 
