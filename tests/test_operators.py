@@ -31,7 +31,7 @@ def expected(op, arrays, *, weights=None, eps=1e-6, normalize=True):
 
 @pytest.mark.parametrize("name", list(BINARY))
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 1001])
-@pytest.mark.parametrize("d", [1, 3, 384, 1536])
+@pytest.mark.parametrize("d", [1, 3, 384, 1536, 3072])
 def test_binary_matches_reference(name, n, d, backend, dtype):
     fn, op, kw = BINARY[name]
     x = make_vectors(n, d, seed=n + d, dtype=dtype)
