@@ -229,18 +229,6 @@ def test_openai_prefix_goes_to_openai_provider(monkeypatch, tmp_path):
         assert server.paid_inputs == 2  # second run: all from the cache
 
 
-def test_import_is_light():
-    import subprocess
-    import sys
-
-    code = ("import sys, embalg, embalg.sources, embalg.io, embalg.sources.texts, "
-            "embalg.sources.random_strings, embalg.commands.embed; "
-            "heavy = [m for m in ('torch', 'sentence_transformers', 'pyarrow', 'openai') "
-            "if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 def test_module_exports():
     assert ea.embed is embed_fn
 

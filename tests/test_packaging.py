@@ -17,10 +17,28 @@ def run_py(code, cwd, env=None):
     return out.stdout
 
 
-def test_import_is_light(tmp_path):
-    code = ("import sys, json, embalg; embalg.__version__; "
-            "print(json.dumps([m for m in ('numba', 'cupy', 'torch', 'openai', 'sentence_transformers', "
-            "'pyarrow', 'matplotlib', 'scipy', 'numba.cuda') if m in sys.modules]))")
+#: (modules imported, heavy modules that must not be loaded by that import)
+LIGHT_IMPORTS = {
+    "package": ("embalg; embalg.__version__",
+                ("numba", "cupy", "torch", "openai", "sentence_transformers", "pyarrow",
+                 "matplotlib", "scipy", "numba.cuda")),
+    "sources": ("embalg, embalg.sources, embalg.io, embalg.sources.texts, "
+                "embalg.sources.random_strings, embalg.commands.embed",
+                ("torch", "sentence_transformers", "pyarrow", "openai")),
+    "studies and CLI": ("embalg.studies.cone, embalg.studies.compose, embalg.studies.props, "
+                        "embalg.studies.isotropy, embalg.studies.inputs, embalg.cli; "
+                        "embalg.cli.build_parser()",
+                        ("torch", "sentence_transformers", "pyarrow", "openai", "matplotlib",
+                         "numba")),
+}
+
+
+@pytest.mark.parametrize("case", list(LIGHT_IMPORTS))
+def test_import_is_light(case, tmp_path):
+    """Heavy libraries load on first use, never on import (checked in a fresh process)."""
+    imports, heavy = LIGHT_IMPORTS[case]
+    code = (f"import sys, json, {imports}; "
+            f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))")
     assert json.loads(run_py(code, tmp_path)) == []
 
 

@@ -185,15 +185,3 @@ def test_cli_vector_table_files_bring_their_texts(tmp_path, suffix):
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     far = rep["variants"]["raw"]["pairwise"]["farthest_pair"]
     assert far["text_i"] == texts[far["i"]] and far["text_j"] == texts[far["j"]]
-
-
-def test_study_modules_import_light():
-    import subprocess
-    import sys
-
-    code = ("import sys, embalg.studies.cone, embalg.studies.compose, embalg.studies.props, "
-            "embalg.studies.isotropy, embalg.studies.inputs, embalg.cli; embalg.cli.build_parser(); "
-            "print([m for m in ('torch', 'sentence_transformers', 'pyarrow', 'openai', "
-            "'matplotlib', 'numba') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
